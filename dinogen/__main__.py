@@ -1,0 +1,3 @@
+from dinogen.cli import main
+
+main()

@@ -1,0 +1,24 @@
+"""Files shipped with dinogen: the bundled names list and the YAML configs."""
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+# In a wheel the files are copied into the package; in a source checkout they sit beside it.
+_ROOTS = (_PACKAGE / "_bundled", _PACKAGE.parent)
+
+
+def bundled_file(relative: str | Path) -> Path | None:
+    """The shipped file at `relative` (e.g. 'configs/default.yaml'), or None if there is none."""
+    for root in _ROOTS:
+        candidate = root / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def bundled_configs() -> list[str]:
+    """Names of the shipped configs, e.g. ['default', 'gru', ...]."""
+    for root in _ROOTS:
+        if (root / "configs").is_dir():
+            return sorted(p.stem for p in (root / "configs").glob("*.yaml"))
+    return []

@@ -1,0 +1,233 @@
+"""Typed configuration: dataclasses with defaults, YAML loading, `key=value` overrides, checks."""
+
+import difflib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dinogen.bundled import bundled_configs, bundled_file
+from dinogen.errors import ConfigError
+
+Cell = Literal["rnn", "gru", "lstm"]
+
+
+@dataclass
+class DataConfig:
+    """Where the names come from and how they are cleaned and split."""
+
+    path: str = "data/dinos.txt"  # names file, one per line; falls back to the bundled file
+    val_path: str | None = None  # explicit validation names (then val_fraction is ignored)
+    val_fraction: float = 0.1  # share of the names held out for validation, chosen by the seed
+    lowercase: bool = True  # fold case before building the vocabulary
+    encoding: str = "utf-8"  # text encoding of the names files (a BOM is tolerated)
+
+    def validate(self) -> None:
+        require(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the CharRNN: embedding -> recurrent layers -> linear to the vocabulary."""
+
+    cell: Cell = "gru"  # rnn (vanilla tanh RNN), gru or lstm
+    embedding_dim: int = 32  # size of each character's learned vector
+    hidden_size: int = 256  # size of the recurrent state per layer
+    num_layers: int = 1  # stacked recurrent layers
+    dropout: float = 0.1  # dropout on embeddings, between layers and on outputs
+
+    def validate(self) -> None:
+        require(self.embedding_dim >= 1, "model.embedding_dim", "must be at least 1", self.embedding_dim)
+        require(self.hidden_size >= 1, "model.hidden_size", "must be at least 1", self.hidden_size)
+        require(self.num_layers >= 1, "model.num_layers", "must be at least 1", self.num_layers)
+        require(0 <= self.dropout < 1, "model.dropout", "must be in [0, 1)", self.dropout)
+
+
+@dataclass
+class TrainConfig:
+    """How long and how to optimise."""
+
+    epochs: int | None = 20  # passes over the training names (null: no epoch limit)
+    max_steps: int | None = None  # optimizer steps (null: no step limit); the first limit reached ends the run
+    batch_size: int = 64  # names per batch
+    lr: float = 3e-3  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    grad_clip: float | None = 1.0  # clip the global gradient norm to this (null: no clipping)
+    eval_every: int = 100  # steps between validation passes (one also runs at the end)
+    seed: int = 0  # seeds the split, the initial weights, the data order and dropout
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+
+    def validate(self) -> None:
+        require(self.epochs is None or self.epochs >= 1, "train.epochs", "must be at least 1", self.epochs)
+        require(self.max_steps is None or self.max_steps >= 1, "train.max_steps", "must be at least 1", self.max_steps)
+        require(
+            self.epochs is not None or self.max_steps is not None,
+            "train.epochs",
+            "may be null only when train.max_steps is set",
+            self.epochs,
+        )
+        require(self.batch_size >= 1, "train.batch_size", "must be at least 1", self.batch_size)
+        require(self.lr > 0, "train.lr", "must be greater than 0", self.lr)
+        require(self.weight_decay >= 0, "train.weight_decay", "must be at least 0", self.weight_decay)
+        require(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", "must be greater than 0 or null", self.grad_clip)
+        require(self.eval_every >= 1, "train.eval_every", "must be at least 1", self.eval_every)
+
+
+@dataclass
+class Config:
+    """A whole run: data, model and training settings."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain data, as written to config.yaml and checkpoints."""
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "Config":
+        """Build and validate a Config from plain data; missing keys keep their defaults."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a config must be a mapping of sections ({', '.join(_SECTIONS)}), got {_describe(raw)}")
+        sections = {}
+        for name, value in raw.items():
+            if name not in _SECTIONS:
+                raise ConfigError(_unknown_key(str(name), list(_SECTIONS)))
+            sections[name] = _build_section(_SECTIONS[name], value, name)
+        config = cls(**sections)
+        for section in (config.data, config.model, config.train):
+            section.validate()
+        return config
+
+
+_SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    """Read a YAML config file, apply `section.key=value` overrides, and validate the result."""
+    return Config.from_dict(apply_overrides(read_yaml(path), overrides))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file with the safe loader, turning every failure into a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a YAML file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+
+
+def apply_overrides(raw: Any, overrides: typing.Iterable[str]) -> Any:
+    """Return `raw` with each `section.key=value` applied; values are parsed as YAML scalars."""
+    overrides = list(overrides)
+    if not overrides:
+        return raw
+    raw = {name: dict(section or {}) if isinstance(section, dict) else section for name, section in (raw or {}).items()}
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        if not separator:
+            raise ConfigError(f"override {override!r} needs the form section.key=value, e.g. train.lr=0.001")
+        section, dot, name = key.strip().partition(".")
+        if not dot or not name or "." in name:
+            raise ConfigError(f"override key {key!r} must be section.key, e.g. train.lr")
+        if section not in _SECTIONS:
+            raise ConfigError(_unknown_key(section, list(_SECTIONS)))
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text  # not a YAML scalar: keep the raw string and let type checking judge it
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping of keys to values")
+        target[name] = value
+    return raw
+
+
+def field_names(section: str) -> list[str]:
+    """The valid keys of a config section."""
+    return [f.name for f in fields(_SECTIONS[section])]
+
+
+def _build_section(cls: type, raw: Any, section: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping of keys to values, got {_describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        if key not in hints:
+            raise ConfigError(_unknown_key(f"{section}.{key}", [f"{section}.{name}" for name in hints]))
+        values[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a field's type hint; ints are accepted where floats are expected."""
+    if isinstance(hint, types.UnionType):  # only `X | None` is used
+        if value is None:
+            return None
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        optional = " or null"
+    else:
+        optional = ""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}{optional}, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{key} must be {_TYPE_NAMES[hint]}{optional}, got {_describe(value)}")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _describe(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+    return "null" if value is None else f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def _unknown_key(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid)}"
+
+
+def require(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {rule}, got {value!r}")
+
+
+def find_config(name: str | Path) -> Path:
+    """A config file path as given, or the bundled config of that name (e.g. 'lstm')."""
+    path = Path(name)
+    if path.exists():
+        return path
+    bundled = bundled_file(f"configs/{path.stem}.yaml") if path.suffix in ("", ".yaml") and path.parent == Path() else None
+    if bundled is not None:
+        return bundled
+    raise ConfigError(f"config {str(name)!r} is neither a file nor a bundled config ({', '.join(bundled_configs())})")

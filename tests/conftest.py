@@ -1,0 +1,40 @@
+"""Shared fixtures: a small names file and one tiny trained run, reused across tests."""
+
+import pytest
+from click.testing import CliRunner
+
+from dinogen.cli import main
+from dinogen.config import Config
+
+NAMES = """tyrannosaurus velociraptor triceratops stegosaurus brachiosaurus allosaurus diplodocus
+ankylosaurus iguanodon spinosaurus parasaurolophus pachycephalosaurus apatosaurus gallimimus
+deinonychus compsognathus oviraptor protoceratops microraptor carnotaurus giganotosaurus baryonyx
+edmontosaurus styracosaurus maiasaura therizinosaurus dilophosaurus coelophysis plateosaurus
+herrerasaurus""".split()
+
+
+@pytest.fixture(scope="session")
+def names_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "names.txt"
+    path.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_config(names_file, **train) -> Config:
+    """The tiny test config on the test names, with optional train.* changes."""
+    raw = {
+        "data": {"path": str(names_file), "val_fraction": 0.2},
+        "model": {"cell": "gru", "embedding_dim": 8, "hidden_size": 16, "dropout": 0.0},
+        "train": {"epochs": None, "max_steps": 30, "batch_size": 8, "lr": 0.01, "eval_every": 10, "device": "cpu"},
+    }
+    raw["train"].update(train)
+    return Config.from_dict(raw)
+
+
+@pytest.fixture(scope="session")
+def trained_run(names_file, tmp_path_factory):
+    """A run directory made by `dinogen train` on the tiny config."""
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = CliRunner().invoke(main, ["train", "-c", "tiny", "--data", str(names_file), "-o", str(run_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    return run_dir

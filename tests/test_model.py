@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from dinogen.config import ModelConfig
+from dinogen.model import CharRNN
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_output_and_state_shapes(cell, num_layers):
+    config = ModelConfig(cell=cell, num_layers=num_layers, hidden_size=12, embedding_dim=5, dropout=0.2)
+    model = CharRNN(20, config)
+    logits, state = model(torch.randint(0, 20, (4, 7)))
+    assert logits.shape == (4, 7, 20)
+    states = state if cell == "lstm" else (state,)
+    assert all(part.shape == (num_layers, 4, 12) for part in states)
+
+
+def test_state_carries_over_steps():
+    """Feeding a sequence at once or one step at a time with the carried state gives the same scores."""
+    model = CharRNN(10, ModelConfig(cell="lstm", num_layers=2, hidden_size=8, embedding_dim=4)).eval()
+    tokens = torch.randint(0, 10, (3, 6))
+    whole, _ = model(tokens)
+    state, steps = None, []
+    for t in range(6):
+        logits, state = model(tokens[:, t : t + 1], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), whole)
+
+
+def test_parameter_count():
+    model = CharRNN(27, ModelConfig(cell="gru", hidden_size=16, embedding_dim=8))
+    # embedding + GRU (3 gates: input and hidden weights, two biases) + linear head
+    expected = 27 * 8 + 3 * 16 * (8 + 16 + 2) + 16 * 27 + 27
+    assert model.num_parameters() == expected
