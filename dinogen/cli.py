@@ -52,47 +52,95 @@ def main(debug: bool) -> None:
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (sets train.device).")
 @click.option("--seed", type=int, help="Random seed (sets train.seed).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=0.001 (repeatable).")
+@click.option("--resume", type=click.Path(exists=True), help="Continue the run in this directory (or from this checkpoint).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in the run directory.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@click.option("--dry-run", is_flag=True, help="Check config, data and device, say what would run, and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines.")
-def train(config_name, data, out, device, seed, overrides, overwrite, quiet) -> None:
+def train(config_name, data, out, device, seed, overrides, resume, overwrite, print_config, dry_run, quiet) -> None:
     """Train a model and write checkpoints to a run directory.
+
+    Ctrl-C (or SIGTERM) saves last.pt and prints the command that resumes the run.
 
     \b
     Examples:
       dinogen train
       dinogen train -c lstm -o checkpoints/my-lstm --set model.hidden_size=128
       dinogen train --data names.txt --device cuda --seed 1
+      dinogen train --resume checkpoints/default --set train.epochs=40
     """
     from dinogen.config import find_config, load_config
     from dinogen.run import Run
 
-    config_path = find_config(config_name)
     explicit = [f"data.path={data}"] * bool(data) + [f"train.device={device}"] * bool(device)
     explicit += [f"train.seed={seed}"] * (seed is not None)
-    config = load_config(config_path, [*overrides, *explicit])
-    run = Run(config, out or Path("checkpoints") / config_path.stem)
-    run.prepare_dir(overwrite)
-    _log(quiet, f"training {config.model.cell} ({run.model.num_parameters():,} parameters) on "
-         f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; device {run.device}")
+    if resume:
+        run = Run.resume(resume, [*overrides, *explicit])
+        config = run.config
+    else:
+        config_path = find_config(config_name)
+        config = load_config(config_path, [*overrides, *explicit])
+    if print_config:
+        click.echo(config.to_yaml(), nl=False)
+        return
+    if not resume:
+        run = Run(config, out or Path("checkpoints") / config_path.stem)
+    trainer = run.trainer
+    budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
+    _log(quiet, f"{'resuming' if resume else 'training'} {run.config.model.cell} "
+         f"({run.model.num_parameters():,} parameters) on {len(run.train_names):,} names from {run.data_path}, "
+         f"{len(run.val_names):,} held out; {trainer.steps_per_epoch:,} batches per epoch, {budget}; "
+         f"device {run.device}; run directory {run.run_dir}")
+    if dry_run:
+        return
+    if not resume:
+        run.prepare_dir(overwrite)
+    reason = _fit_with_progress(run, quiet, trainer.step)
+    best = trainer.best_val_loss
+    summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
+    if reason.startswith("interrupted"):
+        _log(False, f"interrupted at step {trainer.step}; saved {run.run_dir / 'last.pt'}. "
+             f"Resume with: dinogen train --resume {run.run_dir}")
+        sys.exit(128 + _STOP_SIGNAL[0])
+    _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
+
+
+_STOP_SIGNAL = [0]  # the signal that asked training to stop, 0 while none did
+
+
+def _fit_with_progress(run, quiet: bool, initial_step: int) -> str:
+    """Train with a tqdm bar on stderr (log lines instead when stderr is not a terminal)."""
+    import signal
 
     from tqdm import tqdm
 
-    bar = tqdm(total=run.trainer.total_steps, unit="step", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True)
+    def request_stop(signum, frame) -> None:
+        _STOP_SIGNAL[0] = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    total = run.trainer.total_steps
+    bar = tqdm(total=total, initial=initial_step, unit="step", file=sys.stderr, disable=True if quiet else None,
+               dynamic_ncols=True)
 
     def on_evaluation(evaluation) -> None:
-        losses = {"train": f"{evaluation.train_loss:.3f}"}
+        shown = {"train": f"{evaluation.train_loss:.3f}"}
         if evaluation.val_loss is not None:
-            losses["val"] = f"{evaluation.val_loss:.3f}"
-        bar.set_postfix(losses, refresh=False)
+            shown["val"] = f"{evaluation.val_loss:.3f}"
+        shown["lr"] = f"{evaluation.lr:.2e}"
+        shown["char/s"] = f"{evaluation.chars_per_sec:,.0f}"
+        bar.set_postfix(shown, refresh=False)
         if bar.disable:
-            text = " ".join(f"{k} {v}" for k, v in losses.items())
-            _log(quiet, f"step {evaluation.step}/{run.trainer.total_steps} loss {text}")
+            of = f"/{total}" if total else ""
+            _log(quiet, f"step {evaluation.step}{of} " + " ".join(f"{k} {v}" for k, v in shown.items()))
 
-    with bar:
-        run.fit(on_step=lambda step: bar.update(), on_evaluation=on_evaluation)
-    best = run.trainer.best_val_loss
-    summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
-    _log(quiet, f"{summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
+    try:
+        with bar:
+            return run.fit(on_step=lambda step: bar.update(), on_evaluation=on_evaluation,
+                           should_stop=lambda: _STOP_SIGNAL[0] != 0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
@@ -146,6 +194,47 @@ def sample(checkpoint, n, temperature, top_k, top_p, prefix, min_length, max_len
     if shortfall:
         click.echo(f"Warning: {shortfall}", err=True)
         sys.exit(shortfall.exit_code)
+
+
+@main.command()
+@click.argument("args", nargs=-1, metavar="[CHECKPOINT] [NAME]...")
+@click.option("-f", "--file", "names_file", type=click.Path(exists=True, dir_okay=False), help="Score the names in this file too.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
+@click.option("--sort", is_flag=True, help="Most likely names first.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+def score(args, names_file, fmt, sort, device) -> None:
+    """How likely the model finds each name: log-probability and loss per character.
+
+    The first argument is taken as the checkpoint when it is a .pt file or a directory
+    [default: checkpoints/default]. A name with a character the model never saw is impossible:
+    log_prob -inf, nll_per_char inf. The text format prints: nll_per_char, log_prob, name.
+
+    \b
+    Examples:
+      dinogen score tyrannosaurus velociraptor
+      dinogen score checkpoints/lstm --file candidates.txt --sort --format csv
+    """
+    from dinogen.data import read_names
+    from dinogen.output import write_names
+
+    checkpoint = None
+    if args and (args[0].endswith(".pt") or Path(args[0]).is_dir()):
+        checkpoint, args = args[0], args[1:]
+    generator = _generator(checkpoint, device)
+    lowercase = generator.lowercase
+    names = [name.lower() if lowercase else name for name in args]
+    if names_file:
+        names += read_names(names_file, lowercase=lowercase)
+    if not names:
+        raise click.UsageError("give names to score as arguments or with --file")
+    scores = generator.score(names)
+    if sort:
+        scores.sort(key=lambda s: s.nll_per_char)
+    if fmt == "text":
+        for s in scores:
+            click.echo(f"{s.nll_per_char:.4f}\t{s.log_prob:.4f}\t{s.name}")
+    else:
+        write_names(scores, sys.stdout, fmt)
 
 
 def _generator(checkpoint: str | None, device: str):

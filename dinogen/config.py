@@ -13,6 +13,7 @@ from dinogen.bundled import bundled_configs, bundled_file
 from dinogen.errors import ConfigError
 
 Cell = Literal["rnn", "gru", "lstm"]
+Schedule = Literal["constant", "cosine", "plateau"]
 
 
 @dataclass
@@ -52,21 +53,29 @@ class TrainConfig:
 
     epochs: int | None = 20  # passes over the training names (null: no epoch limit)
     max_steps: int | None = None  # optimizer steps (null: no step limit); the first limit reached ends the run
+    max_time: float | None = None  # seconds of training (null: no time limit)
     batch_size: int = 64  # names per batch
-    lr: float = 3e-3  # AdamW learning rate
+    lr: float = 3e-3  # peak AdamW learning rate
+    lr_schedule: Schedule = "cosine"  # constant; cosine decay to final_lr_fraction; plateau: halve when stuck
+    warmup_steps: int = 0  # steps of linear warm-up from 0 to lr
+    final_lr_fraction: float = 0.1  # cosine ends at lr * final_lr_fraction
+    plateau_patience: int = 2  # plateau: evaluations without improvement before the lr is halved
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float | None = 1.0  # clip the global gradient norm to this (null: no clipping)
     eval_every: int = 100  # steps between validation passes (one also runs at the end)
+    patience: int | None = None  # stop after this many evaluations without improvement (null: never)
+    min_delta: float = 0.0  # improvement in validation loss that resets the patience counter
     seed: int = 0  # seeds the split, the initial weights, the data order and dropout
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
 
     def validate(self) -> None:
         require(self.epochs is None or self.epochs >= 1, "train.epochs", "must be at least 1", self.epochs)
         require(self.max_steps is None or self.max_steps >= 1, "train.max_steps", "must be at least 1", self.max_steps)
+        require(self.max_time is None or self.max_time > 0, "train.max_time", "must be greater than 0", self.max_time)
         require(
-            self.epochs is not None or self.max_steps is not None,
+            self.epochs is not None or self.max_steps is not None or self.max_time is not None,
             "train.epochs",
-            "may be null only when train.max_steps is set",
+            "may be null only when train.max_steps or train.max_time is set",
             self.epochs,
         )
         require(self.batch_size >= 1, "train.batch_size", "must be at least 1", self.batch_size)
@@ -74,6 +83,11 @@ class TrainConfig:
         require(self.weight_decay >= 0, "train.weight_decay", "must be at least 0", self.weight_decay)
         require(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", "must be greater than 0 or null", self.grad_clip)
         require(self.eval_every >= 1, "train.eval_every", "must be at least 1", self.eval_every)
+        require(self.warmup_steps >= 0, "train.warmup_steps", "must be at least 0", self.warmup_steps)
+        require(0 <= self.final_lr_fraction <= 1, "train.final_lr_fraction", "must be in [0, 1]", self.final_lr_fraction)
+        require(self.plateau_patience >= 1, "train.plateau_patience", "must be at least 1", self.plateau_patience)
+        require(self.patience is None or self.patience >= 1, "train.patience", "must be at least 1", self.patience)
+        require(self.min_delta >= 0, "train.min_delta", "must be at least 0", self.min_delta)
 
 
 @dataclass

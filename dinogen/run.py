@@ -1,42 +1,45 @@
 """A training run on disk: reads the data, builds the model, trains, and writes the run directory.
 
 A run directory holds config.yaml (the resolved config), metrics.jsonl (one line per evaluation),
-last.pt (the latest checkpoint) and best.pt (the one with the lowest validation loss).
+last.pt (the latest checkpoint, for resuming) and best.pt (the lowest validation loss, for sampling).
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
-from dinogen.checkpoint import Checkpoint, save_checkpoint
-from dinogen.config import Config
+from dinogen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dinogen.config import Config, apply_overrides
 from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
 from dinogen.device import resolve_device
-from dinogen.errors import DinogenError
+from dinogen.errors import ConfigError, DinogenError
 from dinogen.model import CharRNN
 from dinogen.train import Evaluation, Trainer
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt")
+# Keys a resumed run may change: budgets and bookkeeping, never what the weights or data order depend on.
+RESUMABLE_KEYS = {
+    "train.epochs", "train.max_steps", "train.max_time", "train.eval_every",
+    "train.patience", "train.min_delta", "train.device",
+}  # fmt: skip
 
 
 class Run:
     """Data, vocabulary, model and trainer for one config, ready to train into `run_dir`."""
 
-    def __init__(self, config: Config, run_dir: str | Path):
+    def __init__(self, config: Config, run_dir: str | Path, resume_from: Checkpoint | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = resolve_device(config.train.device)
-        self.data_path = resolve_names_path(config.data.path)
-        names = read_names(self.data_path, config.data.lowercase, config.data.encoding)
-        if config.data.val_path:
-            val_path = resolve_names_path(config.data.val_path)
-            self.train_names = names
-            self.val_names = read_names(val_path, config.data.lowercase, config.data.encoding)
+        if resume_from is not None:
+            self.data_path = Path(resume_from.data_path)
+            self.train_names, self.val_names = resume_from.train_names, resume_from.val_names
+            self.vocab = resume_from.vocab
         else:
-            self.train_names, self.val_names = split_names(names, config.data.val_fraction, config.train.seed)
-        self.vocab = Vocab.from_names(self.train_names + self.val_names)
+            self._read_data()
+            self.vocab = Vocab.from_names(self.train_names + self.val_names)
         torch.manual_seed(config.train.seed)  # initial weights and dropout follow the seed
         self.model = CharRNN(len(self.vocab), config.model).to(self.device)
         self.trainer = Trainer(
@@ -45,30 +48,63 @@ class Run:
             EncodedNames(self.train_names, self.vocab, self.device),
             EncodedNames(self.val_names, self.vocab, self.device) if self.val_names else None,
         )
+        if resume_from is not None:
+            self.model.load_state_dict(resume_from.model_state)
+            self.trainer.load_state_dict(resume_from.trainer_state)
+
+    @classmethod
+    def resume(cls, path: str | Path, overrides: Iterable[str] = ()) -> "Run":
+        """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file)."""
+        path = Path(path)
+        checkpoint = load_checkpoint(path / "last.pt" if path.is_dir() else path)
+        raw = checkpoint.config.to_dict()
+        for override in overrides:
+            key = override.partition("=")[0].strip()
+            if key not in RESUMABLE_KEYS:
+                raise ConfigError(
+                    f"{key} cannot change when resuming (the saved weights and data order depend on it); "
+                    f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
+                )
+        config = Config.from_dict(apply_overrides(raw, overrides))
+        return cls(config, path if path.is_dir() else path.parent, resume_from=checkpoint)
+
+    def _read_data(self) -> None:
+        data = self.config.data
+        self.data_path = resolve_names_path(data.path)
+        names = read_names(self.data_path, data.lowercase, data.encoding)
+        if data.val_path:
+            self.train_names = names
+            self.val_names = read_names(resolve_names_path(data.val_path), data.lowercase, data.encoding)
+        else:
+            self.train_names, self.val_names = split_names(names, data.val_fraction, self.config.train.seed)
 
     def prepare_dir(self, overwrite: bool = False) -> None:
-        """Create the run directory; refuse to replace an earlier run unless `overwrite`."""
+        """Create the run directory for a new run; refuse to replace an earlier run unless `overwrite`."""
         existing = [name for name in RUN_FILES if (self.run_dir / name).exists()]
         if existing and not overwrite:
             raise DinogenError(
-                f"{self.run_dir} already holds a run ({', '.join(existing)}); "
-                "pass --overwrite to replace it or choose another --out directory"
+                f"{self.run_dir} already holds a run ({', '.join(existing)}); pass --resume to continue it, "
+                "--overwrite to replace it, or choose another --out directory"
             )
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
             (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
+            for name in ("best.pt", "last.pt"):
+                (self.run_dir / name).unlink(missing_ok=True)
         except OSError as err:
             raise DinogenError(f"cannot write to run directory {self.run_dir}: {err.strerror}") from None
-        for name in ("best.pt", "last.pt"):
-            (self.run_dir / name).unlink(missing_ok=True)
 
     def fit(
         self,
         on_step: Callable[[int], None] | None = None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
-    ) -> None:
-        """Train, appending metrics and saving last.pt (and best.pt when it improves) at each evaluation."""
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> str:
+        """Train, appending metrics and saving last.pt (and best.pt when it improves) at each evaluation.
+
+        An interrupted run (`should_stop()` turned true) saves last.pt before returning.
+        """
 
         def record(evaluation: Evaluation) -> None:
             with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
@@ -80,7 +116,10 @@ class Run:
             if on_evaluation:
                 on_evaluation(evaluation)
 
-        self.trainer.fit(on_step, record)
+        reason = self.trainer.fit(on_step, record, should_stop)
+        if reason == "interrupted":
+            save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
+        return reason
 
     def checkpoint(self) -> Checkpoint:
         """The run's current state as a checkpoint."""

@@ -54,8 +54,16 @@ class _Controls:
 class Generator:
     """Samples names from a CharRNN as one batch on its device, carrying the recurrent state step to step."""
 
-    def __init__(self, model: CharRNN, vocab: Vocab, train_names: Iterable[str] = (), device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        model: CharRNN,
+        vocab: Vocab,
+        train_names: Iterable[str] = (),
+        device: torch.device | str = "cpu",
+        lowercase: bool = True,
+    ):
         self.device = torch.device(device)
+        self.lowercase = lowercase  # whether the training names were lowercased (score folds input the same way)
         self.model = model.to(self.device).eval()
         self.vocab = vocab
         self.train_names = frozenset(train_names)
@@ -66,7 +74,8 @@ class Generator:
         """Rebuild model and vocabulary from a checkpoint file or run directory alone."""
         target = resolve_device(device)
         checkpoint = load_checkpoint(path, map_location=target)
-        return cls(checkpoint.build_model(target), checkpoint.vocab, checkpoint.train_names, target)
+        model = checkpoint.build_model(target)
+        return cls(model, checkpoint.vocab, checkpoint.train_names, target, checkpoint.config.data.lowercase)
 
     def sample(self, n: int, **options) -> list[str]:
         """`n` names as strings; see `iter_sample` for the options."""

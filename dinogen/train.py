@@ -11,6 +11,7 @@ from torch import nn
 
 from dinogen.config import TrainConfig
 from dinogen.data import IGNORE_INDEX, EncodedNames
+from dinogen.errors import DinogenError
 from dinogen.model import CharRNN
 
 
@@ -22,14 +23,20 @@ class Evaluation:
     epoch: float  # epochs completed, fractional mid-epoch
     train_loss: float  # mean loss per character since the previous evaluation (nats)
     val_loss: float | None  # mean loss per character on the validation names (nats), None without them
+    val_bpc: float | None  # the same in bits per character
+    val_perplexity: float | None  # exp(val_loss): the model is as unsure as a fair die with this many sides
     lr: float
-    grad_norm: float  # global gradient norm of the last step, before clipping
+    grad_norm: float  # global gradient norm of the last step, before clipping: watch it explode or vanish
     chars_per_sec: float  # training characters (end tokens included) per second since the previous evaluation
-    elapsed: float  # seconds since training started
+    elapsed: float  # seconds of training so far
     is_best: bool  # lowest validation loss so far
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class TrainingDiverged(DinogenError):
+    """The loss became NaN or infinite."""
 
 
 def mean_loss(model: CharRNN, data: EncodedNames, batch_size: int = 512) -> float:
@@ -47,8 +54,49 @@ def mean_loss(model: CharRNN, data: EncodedNames, batch_size: int = 512) -> floa
     return total.item() / data.num_chars
 
 
+class LRSchedule:
+    """Learning-rate factor: linear warm-up, then constant, cosine decay, or halving on a plateau.
+
+    Cosine follows the fraction of the budget used, by steps or by time, whichever is further along,
+    so a run limited by train.max_time still decays fully (torch's schedulers only count steps).
+    """
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.plateau_scale = 1.0  # plateau: product of the halvings so far
+        self.plateau_best = math.inf
+        self.plateau_waiting = 0
+
+    def factor(self, step: int, progress: float) -> float:
+        if step < self.config.warmup_steps:
+            return (step + 1) / self.config.warmup_steps
+        if self.config.lr_schedule == "cosine":
+            final = self.config.final_lr_fraction
+            return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if self.config.lr_schedule == "plateau":
+            return self.plateau_scale
+        return 1.0
+
+    def observe(self, val_loss: float | None) -> None:
+        """Plateau: halve the rate after `plateau_patience` evaluations without a new best."""
+        if self.config.lr_schedule != "plateau" or val_loss is None:
+            return
+        if val_loss < self.plateau_best:
+            self.plateau_best, self.plateau_waiting = val_loss, 0
+            return
+        self.plateau_waiting += 1
+        if self.plateau_waiting >= self.config.plateau_patience:
+            self.plateau_scale, self.plateau_waiting = self.plateau_scale / 2, 0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"scale": self.plateau_scale, "best": self.plateau_best, "waiting": self.plateau_waiting}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.plateau_scale, self.plateau_best, self.plateau_waiting = state["scale"], state["best"], state["waiting"]
+
+
 class Trainer:
-    """AdamW on cross-entropy over next characters, clipping the global gradient norm."""
+    """AdamW on cross-entropy over next characters, with clipping, a schedule and early stopping."""
 
     def __init__(self, model: CharRNN, config: TrainConfig, train_set: EncodedNames, val_set: EncodedNames | None):
         self.model = model
@@ -56,57 +104,96 @@ class Trainer:
         self.train_set = train_set
         self.val_set = val_set if val_set is not None and len(val_set) else None
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.schedule = LRSchedule(config)
         self.steps_per_epoch = train_set.num_batches(config.batch_size)
         self.step = 0
+        self.elapsed = 0.0  # seconds trained, across resumes
         self.best_val_loss = math.inf
+        self.evaluations_since_improvement = 0
+        self.stop_reason = ""
         self.history: list[dict[str, Any]] = []
 
     @property
-    def total_steps(self) -> int:
-        """Steps until the first of the epoch and step budgets runs out."""
+    def total_steps(self) -> int | None:
+        """Steps until the first of the epoch and step budgets runs out (None: only time limits the run)."""
         budgets = [self.config.max_steps]
         if self.config.epochs is not None:
             budgets.append(self.config.epochs * self.steps_per_epoch)
-        return min(b for b in budgets if b is not None)
+        return min((b for b in budgets if b is not None), default=None)
 
     @property
     def epoch(self) -> float:
         return self.step / self.steps_per_epoch
 
+    def progress(self, elapsed: float) -> float:
+        """Fraction of the budget used: steps or time, whichever is further along."""
+        fractions = [0.0]
+        if self.total_steps is not None:
+            fractions.append(self.step / self.total_steps)
+        if self.config.max_time is not None:
+            fractions.append(elapsed / self.config.max_time)
+        return max(fractions)
+
     def fit(
         self,
         on_step: Callable[[int], None] | None = None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
-    ) -> None:
-        """Train until the budget is spent, validating every `eval_every` steps and at the end."""
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> str:
+        """Train until a budget is spent, patience runs out or `should_stop()`; return why it stopped.
+
+        `should_stop` is asked between steps, so a stop never leaves a half-applied update.
+        """
         self.model.train()
         device = self.train_set.inputs.device
         loss_sum = torch.zeros((), device=device)  # summed on the device: no host sync per step
-        chars = 0
         grad_norm = torch.zeros((), device=device)
-        start = last_eval = time.perf_counter()
-        while self.step < self.total_steps:
+        chars = 0
+        start = time.perf_counter() - self.elapsed
+        last_eval = time.perf_counter()
+        while not self._budget_spent(time.perf_counter() - start):
             epoch, position = divmod(self.step, self.steps_per_epoch)
             # The data order of each epoch depends only on the seed and the epoch: resume can replay it.
             for rows in self.train_set.batch_plan(self.config.batch_size, seed=self.config.seed + epoch)[position:]:
-                inputs, targets = self.train_set.batch(rows)
-                loss, grad_norm = self._train_step(inputs, targets)
+                lr = self.config.lr * self.schedule.factor(self.step, self.progress(time.perf_counter() - start))
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss, grad_norm = self._train_step(*self.train_set.batch(rows))
                 n_chars = int(self.train_set.lengths[rows].sum())  # lengths live on the CPU: no device sync
                 loss_sum += loss * n_chars
                 chars += n_chars
                 self.step += 1
+                self.elapsed = time.perf_counter() - start
                 if on_step:
                     on_step(self.step)
-                if self.step % self.config.eval_every == 0 or self.step >= self.total_steps:
+                spent = self._budget_spent(self.elapsed)
+                if self.step % self.config.eval_every == 0 or spent:
                     now = time.perf_counter()
-                    evaluation = self._evaluate(loss_sum.item() / max(chars, 1), grad_norm, chars / (now - last_eval), now - start)
+                    evaluation = self._evaluate(loss_sum.item() / max(chars, 1), grad_norm, chars / (now - last_eval))
                     if on_evaluation:
                         on_evaluation(evaluation)
                     loss_sum.zero_()
                     chars = 0
+                    start += time.perf_counter() - now  # evaluation time does not count against max_time
                     last_eval = time.perf_counter()
-                if self.step >= self.total_steps:
+                    if self._out_of_patience():
+                        self.stop_reason = f"no improvement in {self.config.patience} evaluations"
+                        return self.stop_reason
+                if should_stop():
+                    self.stop_reason = "interrupted"
+                    return self.stop_reason
+                if spent:
                     break
+        self.stop_reason = "budget spent"
+        return self.stop_reason
+
+    def _budget_spent(self, elapsed: float) -> bool:
+        if self.total_steps is not None and self.step >= self.total_steps:
+            return True
+        return self.config.max_time is not None and elapsed >= self.config.max_time
+
+    def _out_of_patience(self) -> bool:
+        return self.config.patience is not None and self.evaluations_since_improvement >= self.config.patience
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, _ = self.model(inputs)  # (B, T, V)
@@ -118,35 +205,62 @@ class Trainer:
         self.optimizer.step()
         return loss.detach(), grad_norm
 
-    def _evaluate(self, train_loss: float, grad_norm: torch.Tensor, chars_per_sec: float, elapsed: float) -> Evaluation:
+    def _evaluate(self, train_loss: float, grad_norm: torch.Tensor, chars_per_sec: float) -> Evaluation:
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"training diverged: the loss became {train_loss} by step {self.step}; lower train.lr "
+                "or set train.grad_clip (the last good checkpoint is kept)"
+            )
         val_loss = mean_loss(self.model, self.val_set) if self.val_set is not None else None
         # Without validation names, every evaluation counts as the best so far.
         is_best = val_loss is None or val_loss < self.best_val_loss
-        if val_loss is not None and is_best:
-            self.best_val_loss = val_loss
+        if val_loss is not None:
+            if val_loss < self.best_val_loss - self.config.min_delta:
+                self.evaluations_since_improvement = 0
+            else:
+                self.evaluations_since_improvement += 1
+            self.best_val_loss = min(self.best_val_loss, val_loss)
+        self.schedule.observe(val_loss)
         evaluation = Evaluation(
             step=self.step,
             epoch=round(self.epoch, 4),
             train_loss=train_loss,
             val_loss=val_loss,
+            val_bpc=None if val_loss is None else val_loss / math.log(2),
+            val_perplexity=None if val_loss is None else math.exp(val_loss),
             lr=self.optimizer.param_groups[0]["lr"],
             grad_norm=float(grad_norm),
             chars_per_sec=chars_per_sec,
-            elapsed=elapsed,
+            elapsed=self.elapsed,
             is_best=is_best,
         )
         self.history.append(evaluation.to_dict())
         return evaluation
 
     def state_dict(self) -> dict[str, Any]:
-        """What resuming needs beyond the model weights: optimizer, counters and random state."""
+        """What resuming needs beyond the model weights: optimizer, schedule, counters and random state."""
         state = {
             "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
             "step": self.step,
+            "elapsed": self.elapsed,
             "best_val_loss": self.best_val_loss,
+            "evaluations_since_improvement": self.evaluations_since_improvement,
             "history": self.history,
             "cpu_rng": torch.get_rng_state(),
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step = state["step"]
+        self.elapsed = state["elapsed"]
+        self.best_val_loss = state["best_val_loss"]
+        self.evaluations_since_improvement = state["evaluations_since_improvement"]
+        self.history = list(state["history"])
+        torch.set_rng_state(state["cpu_rng"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])

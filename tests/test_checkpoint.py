@@ -38,7 +38,7 @@ def test_a_cuda_checkpoint_loads_on_cpu(trained_run, tmp_path, monkeypatch):
         torch.load(tmp_path / "gpu.pt", weights_only=True)  # what happens without map_location
     loaded = load_checkpoint(tmp_path / "gpu.pt", map_location="cpu")
     assert all(t.device.type == "cpu" for t in loaded.model_state.values())
-    names = Generator(loaded.build_model(), loaded.vocab).sample(5, seed=0)
+    names = Generator(loaded.build_model(), loaded.vocab, loaded.train_names).sample(5, seed=0)
     assert names == Generator.from_checkpoint(trained_run / "best.pt", device="cpu").sample(5, seed=0)
 
 

@@ -1,3 +1,6 @@
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -5,7 +8,7 @@ from dinogen.config import ModelConfig, TrainConfig
 from dinogen.data import IGNORE_INDEX, EncodedNames, Vocab
 from dinogen.model import CharRNN
 from dinogen.run import Run
-from dinogen.train import Trainer, mean_loss
+from dinogen.train import LRSchedule, Trainer, TrainingDiverged, mean_loss
 
 from conftest import NAMES, tiny_config
 
@@ -60,3 +63,68 @@ def test_run_writes_its_directory(names_file, tmp_path):
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "last.pt"}
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3
+
+
+def test_early_stopping_stops_and_keeps_the_best(names_file, tmp_path):
+    # A huge min_delta means no evaluation after the first counts as an improvement.
+    run = Run(tiny_config(names_file, max_steps=200, eval_every=5, patience=3, min_delta=10.0), tmp_path)
+    run.prepare_dir()
+    reason = run.fit()
+    assert reason == "no improvement in 3 evaluations"
+    assert run.trainer.step == 20  # the first evaluation at step 5, then three without improvement
+    assert (tmp_path / "best.pt").exists()
+
+
+def test_cosine_schedule_with_warmup():
+    config = TrainConfig(lr=1.0, lr_schedule="cosine", warmup_steps=4, final_lr_fraction=0.1)
+    schedule = LRSchedule(config)
+    assert [schedule.factor(step, 0.0) for step in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert schedule.factor(10, 0.0) == 1.0
+    assert schedule.factor(10, 0.5) == pytest.approx(0.55)
+    assert schedule.factor(10, 1.0) == pytest.approx(0.1)
+
+
+def test_plateau_schedule_halves_after_patience():
+    schedule = LRSchedule(TrainConfig(lr_schedule="plateau", plateau_patience=2))
+    for loss in [2.0, 1.9, 1.95, 1.95]:
+        schedule.observe(loss)
+    assert schedule.factor(100, 0.5) == 0.5
+    schedule.observe(1.8)
+    assert schedule.factor(100, 0.5) == 0.5  # an improvement resets the count but keeps the rate
+    restored = LRSchedule(TrainConfig(lr_schedule="plateau", plateau_patience=2))
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.factor(100, 0.5) == 0.5
+
+
+def test_trainer_applies_the_schedule(names_file, tmp_path):
+    run = Run(tiny_config(names_file, max_steps=20, eval_every=10, lr=0.01, lr_schedule="cosine"), tmp_path)
+    evaluations = []
+    run.trainer.fit(on_evaluation=evaluations.append)
+    assert evaluations[0].lr < 0.01 and evaluations[-1].lr == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 19 / 20))))
+
+
+def test_max_time_is_honoured(names_file, tmp_path):
+    run = Run(tiny_config(names_file, max_steps=None, epochs=None, max_time=0.5, eval_every=1000), tmp_path)
+    evaluations = []
+    assert run.trainer.fit(on_evaluation=evaluations.append) == "budget spent"
+    assert run.trainer.elapsed >= 0.5 and run.trainer.step > 1
+    assert len(evaluations) == 1 and evaluations[0].step == run.trainer.step
+
+
+def test_a_diverging_run_stops_with_a_clear_error(names_file, tmp_path):
+    run = Run(tiny_config(names_file, eval_every=5), tmp_path)
+    run.prepare_dir()
+    with torch.no_grad():
+        run.model.head.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="lower train.lr"):
+        run.fit()
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_metrics_report_bits_and_perplexity(names_file, tmp_path):
+    run = Run(tiny_config(names_file), tmp_path)
+    evaluations = []
+    run.trainer.fit(on_evaluation=evaluations.append)
+    last = evaluations[-1]
+    assert last.val_bpc == pytest.approx(last.val_loss / math.log(2))
+    assert last.val_perplexity == pytest.approx(math.exp(last.val_loss))

@@ -1,0 +1,52 @@
+"""Run directories: resume, interruption, and the rules for changing a config on resume."""
+
+import pytest
+import torch
+
+from dinogen.checkpoint import load_checkpoint
+from dinogen.errors import ConfigError
+from dinogen.run import Run
+
+from conftest import tiny_config
+
+
+def _weights(path):
+    return load_checkpoint(path).model_state
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_resumed_run_ends_bit_for_bit_where_one_run_does(names_file, tmp_path, cell):
+    config = tiny_config(names_file, max_steps=40, eval_every=10, lr_schedule="cosine", warmup_steps=5)
+    config.model.cell, config.model.dropout = cell, 0.3  # dropout makes the random state matter
+
+    whole = Run(config, tmp_path / "whole")
+    whole.prepare_dir()
+    whole.fit()
+
+    steps = []
+    part = Run(config, tmp_path / "part")
+    part.prepare_dir()
+    assert part.fit(on_step=steps.append, should_stop=lambda: len(steps) == 13) == "interrupted"
+    assert load_checkpoint(tmp_path / "part" / "last.pt").step == 13
+    resumed = Run.resume(tmp_path / "part")
+    assert resumed.trainer.step == 13
+    resumed.fit()
+
+    for key, tensor in _weights(tmp_path / "whole" / "last.pt").items():
+        assert torch.equal(tensor, _weights(tmp_path / "part" / "last.pt")[key]), key
+    whole_log = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    part_log = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert len(whole_log) == len(part_log) == 4
+
+
+def test_resume_allows_budget_changes_and_refuses_shape_changes(trained_run):
+    resumed = Run.resume(trained_run, ["train.max_steps=50"])
+    assert resumed.config.train.max_steps == 50 and resumed.trainer.step == 20
+    with pytest.raises(ConfigError, match="model.hidden_size cannot change when resuming"):
+        Run.resume(trained_run, ["model.hidden_size=32"])
+
+
+def test_resume_from_a_file_writes_beside_it(trained_run):
+    resumed = Run.resume(trained_run / "last.pt")
+    assert resumed.run_dir == trained_run
+    assert resumed.train_names == load_checkpoint(trained_run / "last.pt").train_names
