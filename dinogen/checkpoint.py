@@ -45,6 +45,33 @@ class Checkpoint:
         model.load_state_dict(self.model_state)
         return model.to(device).eval()
 
+    def summary(self) -> dict[str, Any]:
+        """What `dinogen info` shows: the model, its data, its training and its provenance."""
+        model = self.config.model
+        names = self.train_names + self.val_names
+        return {
+            "cell": model.cell,
+            "num_layers": model.num_layers,
+            "embedding_dim": model.embedding_dim,
+            "hidden_size": model.hidden_size,
+            "dropout": model.dropout,
+            "parameters": sum(t.numel() for t in self.model_state.values()),
+            "vocab_size": len(self.vocab),
+            "vocab": "".join(self.vocab.chars),
+            "data_path": self.data_path,
+            "train_names": len(self.train_names),
+            "val_names": len(self.val_names),
+            "chars": sum(map(len, names)),
+            "step": self.step,
+            "epoch": self.epoch,
+            "best_val_loss": self.metrics.get("best_val_loss"),
+            "val_loss": self.metrics.get("val_loss"),
+            "device": self.device,
+            "dinogen_version": self.dinogen_version,
+            "torch_version": self.torch_version,
+            "created": self.created,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,

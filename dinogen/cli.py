@@ -237,14 +237,106 @@ def score(args, names_file, fmt, sort, device) -> None:
         write_names(scores, sys.stdout, fmt)
 
 
+@main.command()
+@click.argument("checkpoint", required=False, type=click.Path())
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), help="Names to measure the loss on [default: the checkpoint's validation names].")
+@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Names to sample for novelty, uniqueness and length.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the samples.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
+    """Loss (nats/char, bits/char, perplexity) on held-out names, and novelty, uniqueness
+    and length of sampled names.
+
+    \b
+    Examples:
+      dinogen evaluate
+      dinogen evaluate checkpoints/lstm --data test_names.txt --format json
+    """
+    import json
+
+    from dinogen.data import read_names
+    from dinogen.evaluate import evaluate as run_evaluation
+    from dinogen.sample import Generator
+
+    loaded, target = _checkpoint(checkpoint, device)
+    generator = Generator.from_loaded(loaded, target)
+    names = read_names(data, lowercase=loaded.config.data.lowercase) if data else loaded.val_names
+    report = run_evaluation(generator, names, samples=samples, seed=seed)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict()))
+        return
+    source = data or "validation names"
+    click.echo(f"loss          {report.loss:.4f} nats/char  {report.bits_per_char:.4f} bits/char  perplexity {report.perplexity:.3f}")
+    click.echo(f"measured on   {report.names:,} names, {report.chars:,} characters ({source})")
+    click.echo(f"samples       {report.samples:,}: novelty {report.novelty:.1%}, uniqueness {report.uniqueness:.1%}")
+    click.echo(f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names")
+
+
+@main.command()
+@click.argument("checkpoint", required=False, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def info(checkpoint, fmt) -> None:
+    """What a checkpoint holds: model, data, training progress and versions.
+
+    \b
+    Examples:
+      dinogen info
+      dinogen info checkpoints/lstm/last.pt --format json
+    """
+    import json
+
+    loaded, _ = _checkpoint(checkpoint, "cpu")
+    summary = loaded.summary()
+    if fmt == "json":
+        click.echo(json.dumps(summary))
+        return
+    width = max(map(len, summary))
+    for key, value in summary.items():
+        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        shown = f"{value:.4f}" if isinstance(value, float) else shown
+        click.echo(f"{key:<{width}}  {shown}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="loss.png", show_default=True, help="Image file to write.")
+def plot(run_dirs, output) -> None:
+    """Train and validation loss against step, with the learning rate below, for one or more
+    runs overlaid [default run: checkpoints/default]. Needs matplotlib: pip install 'dinogen[plot]'.
+
+    \b
+    Examples:
+      dinogen plot
+      dinogen plot checkpoints/rnn checkpoints/gru checkpoints/lstm -o cells.png
+    """
+    from dinogen.plot import plot_runs
+
+    plot_runs(list(run_dirs) or [_checkpoint_path(None)], output)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _checkpoint(path: str | None, device: str):
+    """The checkpoint at `path` (default: checkpoints/default) loaded onto `device`, and the device."""
+    from dinogen.checkpoint import load_checkpoint
+    from dinogen.device import resolve_device
+
+    target = resolve_device(device)
+    return load_checkpoint(_checkpoint_path(path), map_location=target), target
+
+
+def _checkpoint_path(path: str | None) -> str | Path:
+    if path is not None:
+        return path
+    if not DEFAULT_RUN.exists():
+        raise DinogenError(f"no checkpoint given and {DEFAULT_RUN} does not exist; run `dinogen train` first")
+    return DEFAULT_RUN
+
+
 def _generator(checkpoint: str | None, device: str):
     from dinogen.sample import Generator
 
-    if checkpoint is None:
-        if not DEFAULT_RUN.exists():
-            raise DinogenError(f"no checkpoint given and {DEFAULT_RUN} does not exist; run `dinogen train` first")
-        checkpoint = DEFAULT_RUN
-    return Generator.from_checkpoint(checkpoint, device=device)
+    return Generator.from_loaded(*_checkpoint(checkpoint, device))
 
 
 def _progress(records, total: int, output: str | None):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dinogen.checkpoint import load_checkpoint
+from dinogen.checkpoint import Checkpoint, load_checkpoint
 from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab
 from dinogen.device import resolve_device
 from dinogen.config import require
@@ -73,9 +73,13 @@ class Generator:
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Generator":
         """Rebuild model and vocabulary from a checkpoint file or run directory alone."""
         target = resolve_device(device)
-        checkpoint = load_checkpoint(path, map_location=target)
-        model = checkpoint.build_model(target)
-        return cls(model, checkpoint.vocab, checkpoint.train_names, target, checkpoint.config.data.lowercase)
+        return cls.from_loaded(load_checkpoint(path, map_location=target), target)
+
+    @classmethod
+    def from_loaded(cls, checkpoint: Checkpoint, device: torch.device) -> "Generator":
+        """A generator for a checkpoint already in memory."""
+        model = checkpoint.build_model(device)
+        return cls(model, checkpoint.vocab, checkpoint.train_names, device, checkpoint.config.data.lowercase)
 
     def sample(self, n: int, **options) -> list[str]:
         """`n` names as strings; see `iter_sample` for the options."""

@@ -35,6 +35,9 @@ class Evaluation:
         return asdict(self)
 
 
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class TrainingDiverged(DinogenError):
     """The loss became NaN or infinite."""
 
@@ -104,6 +107,13 @@ class Trainer:
         self.train_set = train_set
         self.val_set = val_set if val_set is not None and len(val_set) else None
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        device = train_set.inputs.device
+        if config.precision == "fp16" and device.type != "cuda":
+            raise DinogenError(f"train.precision=fp16 needs a CUDA device, not {device.type}; use bf16 or fp32")
+        self.autocast = torch.autocast(device.type, dtype=_DTYPES[config.precision], enabled=config.precision != "fp32")
+        # fp16 gradients can underflow to zero; the scaler multiplies the loss up and the gradients back down.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+        self.forward = torch.compile(model, dynamic=True) if config.compile else model
         self.schedule = LRSchedule(config)
         self.steps_per_epoch = train_set.num_batches(config.batch_size)
         self.step = 0
@@ -196,13 +206,16 @@ class Trainer:
         return self.config.patience is not None and self.evaluations_since_improvement >= self.config.patience
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, _ = self.model(inputs)  # (B, T, V)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+        with self.autocast:
+            logits, _ = self.forward(inputs)  # (B, T, V)
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # backpropagation through time over the whole names
+        self.scaler.scale(loss).backward()  # backpropagation through time over the whole names
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
+        self.scaler.update()
         return loss.detach(), grad_norm
 
     def _evaluate(self, train_loss: float, grad_norm: torch.Tensor, chars_per_sec: float) -> Evaluation:
@@ -242,6 +255,7 @@ class Trainer:
         state = {
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "step": self.step,
             "elapsed": self.elapsed,
             "best_val_loss": self.best_val_loss,
@@ -256,6 +270,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
         self.elapsed = state["elapsed"]
         self.best_val_loss = state["best_val_loss"]
