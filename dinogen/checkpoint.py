@@ -108,6 +108,12 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
         raise
 
 
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files left by writes that a killed process never finished."""
+    for stale in directory.glob(".*.pt.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """A .pt file as given, or a run directory's best.pt."""
     path = Path(path)
@@ -125,9 +131,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raw = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refuses anything but tensors and plain data, so nothing in the file ran.
-        raise DinogenError(f"{path} holds objects other than tensors and plain data; it is not a dinogen checkpoint") from None
+        raise DinogenError(
+            f"{path} holds objects other than tensors and plain data; it is not a dinogen checkpoint"
+        ) from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError):
-        raise DinogenError(f"cannot read checkpoint {path}: it is truncated, damaged or not a dinogen checkpoint") from None
+        raise DinogenError(
+            f"cannot read checkpoint {path}: it is truncated, damaged or not a dinogen checkpoint"
+        ) from None
     return _from_dict(raw, path)
 
 

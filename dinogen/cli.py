@@ -32,8 +32,9 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="dinogen")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
 @click.option("--debug", is_flag=True, help="Show a full traceback on errors.")
-def main(debug: bool) -> None:
+def main(verbose: bool, debug: bool) -> None:
     """Learn what names of a kind look like, and write new ones.
 
     \b
@@ -42,17 +43,41 @@ def main(debug: bool) -> None:
       dinogen sample -n 20 --temperature 0.8
       dinogen train -c lstm --set train.epochs=5 --data my_names.txt
     """
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("dinogen")
+    logger.handlers = [handler]  # replaces the handler of an earlier call in the same process
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = False
 
 
 @main.command()
-@click.option("-c", "--config", "config_name", default="default", show_default=True,
-              help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, tiny).")
+@click.option(
+    "-c",
+    "--config",
+    "config_name",
+    default="default",
+    show_default=True,
+    help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, tiny).",
+)
 @click.option("--data", help="Names file, one per line (sets data.path).")
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Run directory [default: checkpoints/<config name>].")
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False), help="Run directory [default: checkpoints/<config name>]."
+)
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (sets train.device).")
 @click.option("--seed", type=int, help="Random seed (sets train.seed).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=0.001 (repeatable).")
-@click.option("--resume", type=click.Path(exists=True), help="Continue the run in this directory (or from this checkpoint).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. train.lr=0.001 (repeatable).",
+)
+@click.option(
+    "--resume", type=click.Path(exists=True), help="Continue the run in this directory (or from this checkpoint)."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in the run directory.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @click.option("--dry-run", is_flag=True, help="Check config, data and device, say what would run, and exit.")
@@ -87,10 +112,13 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         run = Run(config, out or Path("checkpoints") / config_path.stem)
     trainer = run.trainer
     budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
-    _log(quiet, f"{'resuming' if resume else 'training'} {run.config.model.cell} "
-         f"({run.model.num_parameters():,} parameters) on {len(run.train_names):,} names from {run.data_path}, "
-         f"{len(run.val_names):,} held out; {trainer.steps_per_epoch:,} batches per epoch, {budget}; "
-         f"device {run.device}; run directory {run.run_dir}")
+    _log(
+        quiet,
+        f"{'resuming' if resume else 'training'} {run.config.model.cell} "
+        f"({run.model.num_parameters():,} parameters) on {len(run.train_names):,} names from {run.data_path}, "
+        f"{len(run.val_names):,} held out; {trainer.steps_per_epoch:,} batches per epoch, {budget}; "
+        f"device {run.device}; run directory {run.run_dir}",
+    )
     if dry_run:
         return
     if not resume:
@@ -99,8 +127,11 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     best = trainer.best_val_loss
     summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
     if reason.startswith("interrupted"):
-        _log(False, f"interrupted at step {trainer.step}; saved {run.run_dir / 'last.pt'}. "
-             f"Resume with: dinogen train --resume {run.run_dir}")
+        _log(
+            False,
+            f"interrupted at step {trainer.step}; saved {run.run_dir / 'last.pt'}. "
+            f"Resume with: dinogen train --resume {run.run_dir}",
+        )
         sys.exit(128 + _STOP_SIGNAL[0])
     _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
 
@@ -120,8 +151,14 @@ def _fit_with_progress(run, quiet: bool, initial_step: int) -> str:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     total = run.trainer.total_steps
-    bar = tqdm(total=total, initial=initial_step, unit="step", file=sys.stderr, disable=True if quiet else None,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=initial_step,
+        unit="step",
+        file=sys.stderr,
+        disable=True if quiet else None,
+        dynamic_ncols=True,
+    )
 
     def on_evaluation(evaluation) -> None:
         shown = {"train": f"{evaluation.train_loss:.3f}"}
@@ -136,8 +173,9 @@ def _fit_with_progress(run, quiet: bool, initial_step: int) -> str:
 
     try:
         with bar:
-            return run.fit(on_step=lambda step: bar.update(), on_evaluation=on_evaluation,
-                           should_stop=lambda: _STOP_SIGNAL[0] != 0)
+            return run.fit(
+                on_step=lambda step: bar.update(), on_evaluation=on_evaluation, should_stop=lambda: _STOP_SIGNAL[0] != 0
+            )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -146,24 +184,66 @@ def _fit_with_progress(run, quiet: bool, initial_step: int) -> str:
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=10, show_default=True, help="How many names.")
-@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Sampling temperature; 0 is greedy (always the likeliest character).")
+@click.option(
+    "-t",
+    "--temperature",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Sampling temperature; 0 is greedy (always the likeliest character).",
+)
 @click.option("--top-k", type=click.IntRange(min=1), help="Sample only among the K likeliest characters.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Sample only among the likeliest characters whose probabilities reach P.")
+@click.option(
+    "--top-p",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Sample only among the likeliest characters whose probabilities reach P.",
+)
 @click.option("--prefix", default="", help="Every name starts with this text.")
-@click.option("--min-length", type=click.IntRange(min=0), help="Shortest name in characters, prefix included [default: 1].")
-@click.option("--max-length", type=click.IntRange(min=1), help="Longest name in characters, prefix included [default: twice the longest training name].")
+@click.option(
+    "--min-length", type=click.IntRange(min=0), help="Shortest name in characters, prefix included [default: 1]."
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=1),
+    help="Longest name in characters, prefix included [default: twice the longest training name].",
+)
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--novel", is_flag=True, help="No name from the training data.")
 @click.option("--exclude", type=click.Path(exists=True, dir_okay=False), help="No name listed in this file.")
 @click.option("--seed", type=int, help="Random seed: the same seed gives the same names.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Names generated per batch.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Names generated per batch."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True,
-              help="text: one name per line; jsonl/csv add log_prob, nll_per_char and length.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout.")
-def sample(checkpoint, n, temperature, top_k, top_p, prefix, min_length, max_length, unique, novel, exclude,
-           seed, batch_size, device, fmt, output) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: one name per line; jsonl/csv add log_prob, nll_per_char and length.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
+)
+def sample(
+    checkpoint,
+    n,
+    temperature,
+    top_k,
+    top_p,
+    prefix,
+    min_length,
+    max_length,
+    unique,
+    novel,
+    exclude,
+    seed,
+    batch_size,
+    device,
+    fmt,
+    output,
+) -> None:
     """Write new names from a trained model.
 
     CHECKPOINT is a .pt file or a run directory (its best.pt) [default: checkpoints/default].
@@ -182,8 +262,18 @@ def sample(checkpoint, n, temperature, top_k, top_p, prefix, min_length, max_len
     generator = _generator(checkpoint, device)
     excluded = read_names(exclude, lowercase=False) if exclude else ()
     records = generator.iter_sample(
-        n, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, min_length=min_length,
-        max_length=max_length, unique=unique, novel=novel, exclude=excluded, seed=seed, batch_size=batch_size,
+        n,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        prefix=prefix,
+        min_length=min_length,
+        max_length=max_length,
+        unique=unique,
+        novel=novel,
+        exclude=excluded,
+        seed=seed,
+        batch_size=batch_size,
     )
     shortfall = None
     with atomic_text_file(output) if output else nullcontext(sys.stdout) as file:
@@ -198,7 +288,9 @@ def sample(checkpoint, n, temperature, top_k, top_p, prefix, min_length, max_len
 
 @main.command()
 @click.argument("args", nargs=-1, metavar="[CHECKPOINT] [NAME]...")
-@click.option("-f", "--file", "names_file", type=click.Path(exists=True, dir_okay=False), help="Score the names in this file too.")
+@click.option(
+    "-f", "--file", "names_file", type=click.Path(exists=True, dir_okay=False), help="Score the names in this file too."
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
 @click.option("--sort", is_flag=True, help="Most likely names first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -239,8 +331,18 @@ def score(args, names_file, fmt, sort, device) -> None:
 
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
-@click.option("--data", type=click.Path(exists=True, dir_okay=False), help="Names to measure the loss on [default: the checkpoint's validation names].")
-@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Names to sample for novelty, uniqueness and length.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Names to measure the loss on [default: the checkpoint's validation names].",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Names to sample for novelty, uniqueness and length.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the samples.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -267,10 +369,13 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
         click.echo(json.dumps(report.to_dict()))
         return
     source = data or "validation names"
-    click.echo(f"loss          {report.loss:.4f} nats/char  {report.bits_per_char:.4f} bits/char  perplexity {report.perplexity:.3f}")
+    click.echo(f"loss          {report.loss:.4f} nats/char, {report.bits_per_char:.4f} bits/char")
+    click.echo(f"perplexity    {report.perplexity:.3f}")
     click.echo(f"measured on   {report.names:,} names, {report.chars:,} characters ({source})")
     click.echo(f"samples       {report.samples:,}: novelty {report.novelty:.1%}, uniqueness {report.uniqueness:.1%}")
-    click.echo(f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names")
+    click.echo(
+        f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names"
+    )
 
 
 @main.command()
@@ -300,7 +405,14 @@ def info(checkpoint, fmt) -> None:
 
 @main.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="loss.png", show_default=True, help="Image file to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="loss.png",
+    show_default=True,
+    help="Image file to write.",
+)
 def plot(run_dirs, output) -> None:
     """Train and validation loss against step, with the learning rate below, for one or more
     runs overlaid [default run: checkpoints/default]. Needs matplotlib: pip install 'dinogen[plot]'.

@@ -26,9 +26,13 @@ class DataConfig:
     val_fraction: float = 0.1  # share of the names held out for validation, chosen by the seed
     lowercase: bool = True  # fold case before building the vocabulary
     encoding: str = "utf-8"  # text encoding of the names files (a BOM is tolerated)
+    max_length: int | None = 64  # longer lines are dropped with a warning (null: keep all)
 
     def validate(self) -> None:
         require(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
+        require(
+            self.max_length is None or self.max_length >= 1, "data.max_length", "must be at least 1", self.max_length
+        )
 
 
 @dataclass
@@ -84,10 +88,17 @@ class TrainConfig:
         require(self.batch_size >= 1, "train.batch_size", "must be at least 1", self.batch_size)
         require(self.lr > 0, "train.lr", "must be greater than 0", self.lr)
         require(self.weight_decay >= 0, "train.weight_decay", "must be at least 0", self.weight_decay)
-        require(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", "must be greater than 0 or null", self.grad_clip)
+        require(
+            self.grad_clip is None or self.grad_clip > 0,
+            "train.grad_clip",
+            "must be greater than 0 or null",
+            self.grad_clip,
+        )
         require(self.eval_every >= 1, "train.eval_every", "must be at least 1", self.eval_every)
         require(self.warmup_steps >= 0, "train.warmup_steps", "must be at least 0", self.warmup_steps)
-        require(0 <= self.final_lr_fraction <= 1, "train.final_lr_fraction", "must be in [0, 1]", self.final_lr_fraction)
+        require(
+            0 <= self.final_lr_fraction <= 1, "train.final_lr_fraction", "must be in [0, 1]", self.final_lr_fraction
+        )
         require(self.plateau_patience >= 1, "train.plateau_patience", "must be at least 1", self.plateau_patience)
         require(self.patience is None or self.patience >= 1, "train.patience", "must be at least 1", self.patience)
         require(self.min_delta >= 0, "train.min_delta", "must be at least 0", self.min_delta)
@@ -224,7 +235,14 @@ _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str:
 
 
 def _describe(value: Any) -> str:
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }
     return "null" if value is None else f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
 
 
@@ -244,7 +262,9 @@ def find_config(name: str | Path) -> Path:
     path = Path(name)
     if path.exists():
         return path
-    bundled = bundled_file(f"configs/{path.stem}.yaml") if path.suffix in ("", ".yaml") and path.parent == Path() else None
+    bundled = (
+        bundled_file(f"configs/{path.stem}.yaml") if path.suffix in ("", ".yaml") and path.parent == Path() else None
+    )
     if bundled is not None:
         return bundled
     raise ConfigError(f"config {str(name)!r} is neither a file nor a bundled config ({', '.join(bundled_configs())})")

@@ -26,8 +26,13 @@ def resolve_names_path(path: str | Path) -> Path:
     return path
 
 
-def read_names(path: str | Path, lowercase: bool = True, encoding: str = "utf-8") -> list[str]:
-    """Read one name per line: strip, NFC-normalise, optionally lowercase, drop blanks and repeats."""
+def read_names(
+    path: str | Path, lowercase: bool = True, encoding: str = "utf-8", max_length: int | None = None
+) -> list[str]:
+    """Read one name per line: strip, NFC-normalise, optionally lowercase, drop blanks and repeats.
+
+    Names longer than `max_length` characters are dropped with a logged warning that counts them.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -40,12 +45,27 @@ def read_names(path: str | Path, lowercase: bool = True, encoding: str = "utf-8"
     names = parse_names(_decode(raw, path, encoding), lowercase)
     if not names:
         raise DinogenError(f"names file {path} holds no names (it is empty or only blank lines)")
+    if max_length is not None:
+        kept = [name for name in names if len(name) <= max_length]
+        if not kept:
+            raise DinogenError(
+                f"every name in {path} is longer than data.max_length ({max_length}); raise it or set it to null"
+            )
+        if len(kept) < len(names):
+            log.warning(
+                "dropped %d of %d names in %s longer than data.max_length (%d)",
+                len(names) - len(kept),
+                len(names),
+                path,
+                max_length,
+            )
+        names = kept
     return names
 
 
 def parse_names(text: str, lowercase: bool = True) -> list[str]:
     """Clean the lines of `text` into a list of distinct names, keeping first occurrences."""
-    names = (unicodedata.normalize("NFC", line.strip()) for line in text.split("\n"))
+    names = (unicodedata.normalize("NFC", line.strip()) for line in text.splitlines())
     if lowercase:
         names = (name.lower() for name in names)
     return list(dict.fromkeys(name for name in names if name))
@@ -57,7 +77,9 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
     try:
         return raw.decode(codec)
     except LookupError:
-        raise DinogenError(f"unknown text encoding {encoding!r} for {path}; set data.encoding to e.g. utf-8 or latin-1") from None
+        raise DinogenError(
+            f"unknown text encoding {encoding!r} for {path}; set data.encoding to e.g. utf-8 or latin-1"
+        ) from None
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise DinogenError(

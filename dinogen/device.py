@@ -24,14 +24,20 @@ def resolve_device(name: str = "auto") -> torch.device:
         return device
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DinogenError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu or auto")
+            raise DinogenError(
+                f"device {name!r} was asked for but CUDA is not available here; use --device cpu or auto"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
-            raise DinogenError(f"device {name!r} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise DinogenError(
+                f"device {name!r} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
         return device
     if device.type == "mps":
         if not _mps_available():
-            raise DinogenError(f"device {name!r} was asked for but Apple's MPS is not available here; use --device cpu or auto")
+            raise DinogenError(
+                f"device {name!r} was asked for but Apple's MPS is not available here; use --device cpu or auto"
+            )
         return device
     raise ConfigError(f"unsupported device {name!r}; use {DEVICE_CHOICES}")
 

@@ -33,7 +33,9 @@ def evaluate(generator: Generator, names: Sequence[str], samples: int = 1000, se
     """Loss on `names` and the novelty, uniqueness and length of `samples` sampled names."""
     unknown = generator.vocab.unknown("".join(names))
     if unknown:
-        raise DinogenError(f"the names hold characters the model never saw ({' '.join(map(repr, unknown))}); their loss is infinite")
+        raise DinogenError(
+            f"the names hold characters the model never saw ({' '.join(map(repr, unknown))}); their loss is infinite"
+        )
     if not names:
         raise DinogenError("no names to evaluate on: give --data FILE")
     data = EncodedNames(names, generator.vocab, generator.device)

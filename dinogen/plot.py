@@ -30,13 +30,20 @@ def plot_runs(run_dirs: list[str | Path], output: str | Path) -> None:
     figure, (loss_axes, lr_axes) = plt.subplots(
         2, 1, sharex=True, figsize=(8, 6.5), gridspec_kw={"height_ratios": [3, 1]}, layout="constrained"
     )
-    for color, (label, rows) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10, runs.items()):
+    for color, (label, rows) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10, runs.items(), strict=False):
         steps = [row["step"] for row in rows]
         loss_axes.plot(steps, [row["train_loss"] for row in rows], "--", color=color, label=f"{label} train")
         validated = [row for row in rows if row["val_loss"] is not None]
         if validated:
-            loss_axes.plot([r["step"] for r in validated], [r["val_loss"] for r in validated], "-", color=color,
-                           marker="o", markersize=3, label=f"{label} validation")
+            loss_axes.plot(
+                [r["step"] for r in validated],
+                [r["val_loss"] for r in validated],
+                "-",
+                color=color,
+                marker="o",
+                markersize=3,
+                label=f"{label} validation",
+            )
         lr_axes.plot(steps, [row["lr"] for row in rows], color=color, label=label)
     loss_axes.set_ylabel("loss (nats per character)")
     loss_axes.set_title("dinogen: " + ", ".join(runs))

@@ -5,18 +5,21 @@ last.pt (the latest checkpoint, for resuming) and best.pt (the lowest validation
 """
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
-from dinogen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dinogen.checkpoint import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from dinogen.config import Config, apply_overrides
 from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
 from dinogen.device import resolve_device
 from dinogen.errors import ConfigError, DinogenError
 from dinogen.model import CharRNN
 from dinogen.train import Evaluation, Trainer
+
+log = logging.getLogger(__name__)
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt")
 # Keys a resumed run may change: budgets and bookkeeping, never what the weights or data order depend on.
@@ -51,6 +54,8 @@ class Run:
         if resume_from is not None:
             self.model.load_state_dict(resume_from.model_state)
             self.trainer.load_state_dict(resume_from.trainer_state)
+        log.debug("vocabulary of %d characters: %r", len(self.vocab.chars), "".join(self.vocab.chars))
+        log.debug("config:\n%s", config.to_yaml())
 
     @classmethod
     def resume(cls, path: str | Path, overrides: Iterable[str] = ()) -> "Run":
@@ -66,15 +71,19 @@ class Run:
                     f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
                 )
         config = Config.from_dict(apply_overrides(raw, overrides))
-        return cls(config, path if path.is_dir() else path.parent, resume_from=checkpoint)
+        run_dir = path if path.is_dir() else path.parent
+        remove_stale_temporaries(run_dir)
+        return cls(config, run_dir, resume_from=checkpoint)
 
     def _read_data(self) -> None:
         data = self.config.data
         self.data_path = resolve_names_path(data.path)
-        names = read_names(self.data_path, data.lowercase, data.encoding)
+        names = read_names(self.data_path, data.lowercase, data.encoding, data.max_length)
         if data.val_path:
             self.train_names = names
-            self.val_names = read_names(resolve_names_path(data.val_path), data.lowercase, data.encoding)
+            self.val_names = read_names(
+                resolve_names_path(data.val_path), data.lowercase, data.encoding, data.max_length
+            )
         else:
             self.train_names, self.val_names = split_names(names, data.val_fraction, self.config.train.seed)
 
@@ -88,6 +97,7 @@ class Run:
             )
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.run_dir)
             (self.run_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
             (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
             for name in ("best.pt", "last.pt"):
@@ -113,6 +123,7 @@ class Run:
             save_checkpoint(checkpoint, self.run_dir / "last.pt")
             if evaluation.is_best:
                 save_checkpoint(checkpoint, self.run_dir / "best.pt")
+            log.debug("step %d: saved last.pt%s", evaluation.step, " and best.pt" if evaluation.is_best else "")
             if on_evaluation:
                 on_evaluation(evaluation)
 

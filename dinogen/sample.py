@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from dinogen.checkpoint import Checkpoint, load_checkpoint
+from dinogen.config import require
 from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab
 from dinogen.device import resolve_device
-from dinogen.config import require
 from dinogen.errors import ConfigError, DinogenError
 from dinogen.model import CharRNN, State
 
@@ -148,9 +148,7 @@ class Generator:
         require(top_p is None or 0 < top_p <= 1, "top_p", "must be in (0, 1]", top_p)
         unknown = self.vocab.unknown(prefix)
         if unknown:
-            raise ConfigError(
-                f"prefix {prefix!r} has characters the model never saw: {' '.join(map(repr, unknown))}"
-            )
+            raise ConfigError(f"prefix {prefix!r} has characters the model never saw: {' '.join(map(repr, unknown))}")
         min_length = 1 if min_length is None else min_length
         max_length = self.default_max_length if max_length is None else max_length
         require(min_length >= 0, "min_length", "must be at least 0", min_length)
@@ -182,7 +180,7 @@ class Generator:
             logits = logits[:, -1]
         prefix_text = self.vocab.decode(prefix)
         results = []
-        for row, total in zip(chosen.tolist(), log_prob.tolist()):
+        for row, total in zip(chosen.tolist(), log_prob.tolist(), strict=True):
             name = prefix_text + self.vocab.decode(row[: row.index(BOUNDARY)] if BOUNDARY in row else row)
             results.append(ScoredName(name, total, -total / (len(name) + 1), len(name)))
         return results
@@ -198,7 +196,7 @@ class Generator:
             losses = nn.functional.cross_entropy(
                 logits.transpose(1, 2), data.targets, ignore_index=IGNORE_INDEX, reduction="none"
             )  # (N, T), zero at padding
-            totals = dict(zip(known, (-losses.sum(1)).tolist()))
+            totals = dict(zip(known, (-losses.sum(1)).tolist(), strict=True))
         results = []
         for name in names:
             total = totals.get(name, -math.inf)

@@ -208,7 +208,9 @@ class Trainer:
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast:
             logits, _ = self.forward(inputs)  # (B, T, V)
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+            loss = nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # backpropagation through time over the whole names
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones

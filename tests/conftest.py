@@ -6,11 +6,38 @@ from click.testing import CliRunner
 from dinogen.cli import main
 from dinogen.config import Config
 
-NAMES = """tyrannosaurus velociraptor triceratops stegosaurus brachiosaurus allosaurus diplodocus
-ankylosaurus iguanodon spinosaurus parasaurolophus pachycephalosaurus apatosaurus gallimimus
-deinonychus compsognathus oviraptor protoceratops microraptor carnotaurus giganotosaurus baryonyx
-edmontosaurus styracosaurus maiasaura therizinosaurus dilophosaurus coelophysis plateosaurus
-herrerasaurus""".split()
+NAMES = [
+    "tyrannosaurus",
+    "velociraptor",
+    "triceratops",
+    "stegosaurus",
+    "brachiosaurus",
+    "allosaurus",
+    "diplodocus",
+    "ankylosaurus",
+    "iguanodon",
+    "spinosaurus",
+    "parasaurolophus",
+    "pachycephalosaurus",
+    "apatosaurus",
+    "gallimimus",
+    "deinonychus",
+    "compsognathus",
+    "oviraptor",
+    "protoceratops",
+    "microraptor",
+    "carnotaurus",
+    "giganotosaurus",
+    "baryonyx",
+    "edmontosaurus",
+    "styracosaurus",
+    "maiasaura",
+    "therizinosaurus",
+    "dilophosaurus",
+    "coelophysis",
+    "plateosaurus",
+    "herrerasaurus",
+]
 
 
 @pytest.fixture(scope="session")

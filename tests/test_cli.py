@@ -79,7 +79,8 @@ def test_bad_sample_options_exit_2(trained_run, args, message):
 
 
 def test_help_and_version_do_not_import_torch():
-    code = "import sys; from dinogen.cli import main; main(['--help'], standalone_mode=False); print('torch' in sys.modules)"
+    code = "import sys; from dinogen.cli import main; main(['--help'], standalone_mode=False)"
+    code += "; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
     assert __version__ in invoke("--version").stdout

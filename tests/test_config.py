@@ -23,7 +23,10 @@ def test_defaults_and_partial_sections():
         ({"model": {"dropout": 1.0}}, "model.dropout must be in [0, 1)"),
         ({"model": {"hidden_size": 0}}, "model.hidden_size must be at least 1"),
         ({"data": {"val_fraction": 1}}, "data.val_fraction must be in [0, 1)"),
-        ({"train": {"epochs": None, "max_steps": None}}, "train.epochs may be null only when train.max_steps or train.max_time is set"),
+        (
+            {"train": {"epochs": None, "max_steps": None}},
+            "train.epochs may be null only when train.max_steps or train.max_time is set",
+        ),
         ({"model": [1, 2]}, "config section 'model' must be a mapping"),
         ([1, 2], "a config must be a mapping of sections"),
     ],

@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+from test_cli import invoke
 
 from dinogen.checkpoint import load_checkpoint
 from dinogen.data import EncodedNames
@@ -9,8 +10,6 @@ from dinogen.errors import DinogenError
 from dinogen.evaluate import evaluate
 from dinogen.sample import Generator
 from dinogen.train import mean_loss
-
-from test_cli import invoke
 
 
 def test_evaluate_figures(trained_run):

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from dinogen.checkpoint import load_checkpoint
 from dinogen.errors import ConfigError
 from dinogen.run import Run
-
-from conftest import tiny_config
 
 
 def _weights(path):

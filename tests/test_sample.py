@@ -50,7 +50,7 @@ def test_shortfall_raises_after_the_names_found(generator):
 def test_sampled_log_prob_equals_score(generator):
     sampled = list(generator.iter_sample(30, seed=0))
     scored = generator.score([s.name for s in sampled])
-    for a, b in zip(sampled, scored):
+    for a, b in zip(sampled, scored, strict=True):
         assert a.name == b.name
         assert a.log_prob == pytest.approx(b.log_prob, abs=1e-4)
         assert b.nll_per_char == pytest.approx(-b.log_prob / (b.length + 1))

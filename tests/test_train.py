@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import NAMES, tiny_config
 from torch import nn
 
 from dinogen.config import ModelConfig, TrainConfig
@@ -9,8 +10,6 @@ from dinogen.data import IGNORE_INDEX, EncodedNames, Vocab
 from dinogen.model import CharRNN
 from dinogen.run import Run
 from dinogen.train import LRSchedule, Trainer, TrainingDiverged, mean_loss
-
-from conftest import NAMES, tiny_config
 
 
 def test_tiny_training_lowers_the_loss(names_file, tmp_path):
@@ -31,7 +30,9 @@ def test_mean_loss_equals_per_character_mean():
     for name in NAMES:
         one = EncodedNames([name], vocab)
         logits, _ = model(one.inputs)
-        losses.append(nn.functional.cross_entropy(logits[0], one.targets[0], ignore_index=IGNORE_INDEX, reduction="none"))
+        losses.append(
+            nn.functional.cross_entropy(logits[0], one.targets[0], ignore_index=IGNORE_INDEX, reduction="none")
+        )
     expected = torch.cat(losses).mean().item()
     assert abs(mean_loss(model, data, batch_size=7) - expected) < 1e-5
 
@@ -100,7 +101,9 @@ def test_trainer_applies_the_schedule(names_file, tmp_path):
     run = Run(tiny_config(names_file, max_steps=20, eval_every=10, lr=0.01, lr_schedule="cosine"), tmp_path)
     evaluations = []
     run.trainer.fit(on_evaluation=evaluations.append)
-    assert evaluations[0].lr < 0.01 and evaluations[-1].lr == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 19 / 20))))
+    assert evaluations[0].lr < 0.01 and evaluations[-1].lr == pytest.approx(
+        0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 19 / 20)))
+    )
 
 
 def test_max_time_is_honoured(names_file, tmp_path):

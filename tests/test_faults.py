@@ -1,0 +1,70 @@
+"""Faults: signals during training and processes killed while writing checkpoints."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dinogen.checkpoint import load_checkpoint, remove_stale_temporaries
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_last_pt_and_says_how_to_resume(names_file, tmp_path, sig, code):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "dinogen", "train", "-c", "tiny", "--data", str(names_file), "-o", str(run_dir),
+        "--set", "train.max_steps=1000000", "--set", "train.eval_every=20",
+    ]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (run_dir / "last.pt").exists())
+    time.sleep(0.3)  # let it get between evaluations
+    child.send_signal(sig)
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == code, stderr
+    assert f"Resume with: dinogen train --resume {run_dir}" in stderr and "Traceback" not in stderr
+    assert stdout == ""
+    checkpoint = load_checkpoint(run_dir / "last.pt")
+    assert checkpoint.step > 20 and checkpoint.trainer_state["step"] == checkpoint.step
+
+
+WRITER = """
+import sys
+from dinogen.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
+checkpoint = load_checkpoint(sys.argv[1])
+checkpoint.train_names = checkpoint.train_names * 2000  # a bigger file takes longer to write
+print("ready", flush=True)
+while True:
+    checkpoint.step += 1
+    save_checkpoint(checkpoint, sys.argv[2])
+"""
+
+
+def test_kill_9_while_writing_never_leaves_a_corrupt_checkpoint(trained_run, tmp_path):
+    target = tmp_path / "last.pt"
+    steps = []
+    for delay in [0.05, 0.13, 0.21, 0.29, 0.37, 0.45]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(trained_run / "best.pt"), str(target)], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        if target.exists():
+            steps.append(load_checkpoint(target).step)  # whole, or the previous whole file
+    assert steps, "some write finished"
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "last.pt"]
+    assert all(p.name.startswith(".last.pt.") and p.suffix == ".tmp" for p in leftovers)
+    remove_stale_temporaries(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
