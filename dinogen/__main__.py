@@ -1,3 +1,3 @@
 from dinogen.cli import main
 
-main()
+main(prog_name="dinogen")

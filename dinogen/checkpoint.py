@@ -132,7 +132,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError:
         # weights_only refuses anything but tensors and plain data, so nothing in the file ran.
         raise DinogenError(
-            f"{path} holds objects other than tensors and plain data; it is not a dinogen checkpoint"
+            f"{path} is not a dinogen checkpoint: it is not made of tensors and plain values only, "
+            "so it was not loaded (nothing in it ran)"
         ) from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError):
         raise DinogenError(

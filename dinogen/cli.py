@@ -97,6 +97,14 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     from dinogen.config import find_config, load_config
     from dinogen.run import Run
 
+    context = click.get_current_context()
+    fresh_only = [
+        name for name in ("config_name", "out", "overwrite") if context.get_parameter_source(name).name != "DEFAULT"
+    ]
+    if resume and fresh_only:
+        raise click.UsageError(
+            "--resume continues a run with its saved config and directory; drop -c/--out/--overwrite"
+        )
     explicit = [f"data.path={data}"] * bool(data) + [f"train.device={device}"] * bool(device)
     explicit += [f"train.seed={seed}"] * (seed is not None)
     if resume:
@@ -110,19 +118,19 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         return
     if not resume:
         run = Run(config, out or Path("checkpoints") / config_path.stem)
+    if not (resume or dry_run):
+        run.prepare_dir(overwrite)
     trainer = run.trainer
     budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
+    action = "would train" if dry_run else "resuming" if resume else "training"
     _log(
         quiet,
-        f"{'resuming' if resume else 'training'} {run.config.model.cell} "
-        f"({run.model.num_parameters():,} parameters) on {len(run.train_names):,} names from {run.data_path}, "
-        f"{len(run.val_names):,} held out; {trainer.steps_per_epoch:,} batches per epoch, {budget}; "
-        f"device {run.device}; run directory {run.run_dir}",
+        f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
+        f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
+        f"{trainer.steps_per_epoch:,} batches per epoch, {budget}; device {run.device}; run directory {run.run_dir}",
     )
     if dry_run:
         return
-    if not resume:
-        run.prepare_dir(overwrite)
     reason = _fit_with_progress(run, quiet, trainer.step)
     best = trainer.best_val_loss
     summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
@@ -260,7 +268,7 @@ def sample(
     from dinogen.sample import NotEnoughNames
 
     generator = _generator(checkpoint, device)
-    excluded = read_names(exclude, lowercase=False) if exclude else ()
+    excluded = read_names(exclude, lowercase=generator.lowercase) if exclude else ()
     records = generator.iter_sample(
         n,
         temperature=temperature,

@@ -140,9 +140,9 @@ class Config:
 _SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
-    """Read a YAML config file, apply `section.key=value` overrides, and validate the result."""
-    return Config.from_dict(apply_overrides(read_yaml(path), overrides))
+def load_config(name: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    """Read a YAML config (a file, or a bundled config's name), apply `section.key=value` overrides, validate."""
+    return Config.from_dict(apply_overrides(read_yaml(find_config(name)), overrides))
 
 
 def read_yaml(path: str | Path) -> Any:

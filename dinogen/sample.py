@@ -146,6 +146,8 @@ class Generator:
         require(temperature >= 0, "temperature", "must be 0 (greedy) or more", temperature)
         require(top_k is None or top_k >= 1, "top_k", "must be at least 1", top_k)
         require(top_p is None or 0 < top_p <= 1, "top_p", "must be in (0, 1]", top_p)
+        if self.lowercase:
+            prefix = prefix.lower()  # the training names were folded the same way
         unknown = self.vocab.unknown(prefix)
         if unknown:
             raise ConfigError(f"prefix {prefix!r} has characters the model never saw: {' '.join(map(repr, unknown))}")

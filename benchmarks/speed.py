@@ -1,0 +1,694 @@
+"""Speed and memory of dinogen's real code paths: training, the recurrent layer alone, sampling, the CLI.
+
+For each cell (rnn, gru, lstm) at two sizes -- "default" (the model section and train.batch_size of
+configs/default.yaml, read at run time) and "makemore" (embedding 64, hidden 64, 1 layer, dropout 0,
+batch 32) -- on the bundled data/dinos.txt and on a second names file (--names):
+
+  training    Trainer.fit (the real loop, built by dinogen.run.Run) for warm-up + repeats x steps
+              optimizer steps, with eval_every beyond the budget so no validation pass runs inside the
+              timing. Reported: real characters/s (name characters plus one end token per name, padding
+              not counted: EncodedNames.lengths of each batch's rows), padded positions/s (rows x batch
+              width), the median step time, and the epoch time estimated as batches per epoch x mean
+              step time. The batches are those of EncodedNames.batch_plan(batch_size, seed + epoch),
+              the plan Trainer.fit follows.
+  padding     the share of padded positions, 1 - real/padded, over the batches of epoch 0's plan.
+  layer       the recurrent layer alone (the nn.RNN/GRU/LSTM that CharRNN builds) forward + backward on
+              random input of shape (batch size, mean batch width of the plan, embedding), in padded
+              positions/s; and loop/layer, the training loop's padded positions/s over the layer's
+              (target: at least 40% at the default size).
+
+With a checkpoint (--checkpoint, else `dinogen train -o <tmp>/default --set train.epochs=3`):
+
+  sampling    dinogen.sample.Generator names/s at batch sizes 256, 1024, 4096 and 10000; the time to
+              sample 10,000 names at temperature 1.0 with the default batch size; and the cost of
+              unique=True, novel=True (the CLI's --unique --novel) over plain sampling at N = 10,000
+              and 100,000.
+  memory      peak resident memory (ru_maxrss of the child process) of `dinogen train` for a fixed
+              number of steps, `dinogen sample -n 10000 -o FILE` and `dinogen sample -n 1000000 -o FILE`
+              (target: the 1,000,000 run within 100 MB of the 10,000 run).
+  startup     wall time of `dinogen --help` and `dinogen sample CHECKPOINT -n 1`.
+
+Every figure is the median of --repeats measurements. Tables go to stdout, progress to stderr.
+
+Run from the repository root:
+
+    python benchmarks/speed.py --json speed.json
+    python benchmarks/speed.py --quick                 # smoke test, about a minute; timings not meaningful
+    python benchmarks/speed.py --device cuda --precision bf16 --skip-memory --skip-startup
+"""
+
+import argparse
+import copy
+import dataclasses
+import functools
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from _common import (
+    MB,
+    dinogen_command,
+    environment,
+    fmt_float,
+    fmt_int,
+    fmt_pct,
+    median,
+    print_table,
+    run_child_checked,
+    timed,
+)
+
+from dinogen.bundled import bundled_file
+from dinogen.config import Config, load_config
+from dinogen.data import EncodedNames
+from dinogen.device import resolve_device
+from dinogen.errors import DinogenError
+from dinogen.model import CharRNN
+from dinogen.run import Run
+from dinogen.sample import DEFAULT_BATCH_SIZE, Generator, NotEnoughNames
+
+REPO = Path(__file__).resolve().parents[1]
+CELLS = ("rnn", "gru", "lstm")
+MAKEMORE_MODEL = {"embedding_dim": 64, "hidden_size": 64, "num_layers": 1, "dropout": 0.0}
+MAKEMORE_BATCH_SIZE = 32
+LAYER_TARGET = 0.40  # loop / layer-alone padded positions per second, at the default size
+MEMORY_TARGET_BYTES = 100 * MB  # sampling 1,000,000 names may use this much more than 10,000
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much work each measurement does; --quick shrinks everything."""
+
+    repeats: int
+    warmup_steps: int = 20  # training steps before timing starts
+    steps: int = 200  # timed training steps per repeat
+    layer_warmup: int = 5
+    layer_iters: int = 20  # forward + backward passes per repeat of the layer micro-benchmark
+    sample_batch_sizes: tuple[int, ...] = (256, 1024, 4096, 10000)
+    sample_min_names: int = 20_000  # names per throughput measurement (at least two batches of the largest)
+    sample_n: int = 10_000  # "time to sample N names"
+    filter_ns: tuple[int, ...] = (10_000, 100_000)  # N for the --unique --novel cost ratio
+    checkpoint_epochs: int = 3
+    memory_train_steps: int = 200
+    memory_sample_ns: tuple[int, int] = (10_000, 1_000_000)
+    child_repeats: int = 5  # runs of each CLI command (memory, start-up)
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    if not args.quick:
+        return Settings(repeats=args.repeats, child_repeats=args.repeats)
+    return Settings(
+        repeats=min(args.repeats, 2),
+        warmup_steps=2,
+        steps=5,
+        layer_warmup=2,
+        layer_iters=3,
+        sample_min_names=0,  # one batch per batch size
+        sample_n=1_000,
+        filter_ns=(1_000,),
+        checkpoint_epochs=1,
+        memory_train_steps=10,
+        memory_sample_ns=(1_000, 10_000),
+        child_repeats=1,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Configurations
+
+
+def default_config_path() -> Path:
+    path = bundled_file("configs/default.yaml")
+    if path is None:
+        raise DinogenError("configs/default.yaml is not bundled with this dinogen")
+    return path
+
+
+def size_configs() -> dict[str, Config]:
+    """The two model sizes, built on configs/default.yaml as it is now (it may change between runs)."""
+    default = load_config(default_config_path())
+    makemore = copy.deepcopy(default)
+    makemore.model = dataclasses.replace(default.model, **MAKEMORE_MODEL)
+    makemore.train = dataclasses.replace(default.train, batch_size=MAKEMORE_BATCH_SIZE)
+    return {"default": default, "makemore": makemore}
+
+
+def training_config(base: Config, cell: str, corpus: Path, device: torch.device, precision: str, steps: int) -> Config:
+    """`base` for one benchmark row: `steps` optimizer steps on `corpus`, no evaluation until the last step."""
+    raw = base.to_dict()
+    raw["model"]["cell"] = cell
+    raw["data"]["path"] = str(corpus)
+    raw["train"].update(
+        epochs=None,
+        max_steps=steps,
+        max_time=None,
+        eval_every=steps + 1,
+        patience=None,
+        device=str(device),
+        precision=precision,
+    )
+    return Config.from_dict(raw)  # validates
+
+
+def find_corpora(args: argparse.Namespace) -> dict[str, Path]:
+    """The names files to train on: the bundled dinosaurs and --names (skipped with a warning if absent)."""
+    found = {"dinos": bundled_file("data/dinos.txt")}
+    names = Path(args.names)
+    if names.is_file():
+        found[names.stem] = names
+    else:
+        log(f"warning: --names {names} does not exist; training rows use data/dinos.txt only")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training loop, padding and the layer alone
+
+
+class StepClock:
+    """An on_step callback that marks the end of every optimizer step.
+
+    On CUDA it records events instead of reading the clock, so timing adds no synchronisation per step.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list = []
+
+    def __call__(self, step: int) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self, first: int, last: int) -> float:
+        """Seconds between the ends of steps `first` and `last` (1-based step numbers)."""
+        if self.cuda:
+            self.marks[last - 1].synchronize()
+            return self.marks[first - 1].elapsed_time(self.marks[last - 1]) / 1000
+        return self.marks[last - 1] - self.marks[first - 1]
+
+
+def plan_shapes(data: EncodedNames, plan: list[torch.Tensor]) -> list[tuple[int, int, int]]:
+    """(rows, width, real characters) of each batch of a plan; a batch is as wide as its longest name."""
+    shapes = []
+    for rows in plan:
+        lengths = data.lengths[rows]
+        shapes.append((len(rows), int(lengths.max()), int(lengths.sum())))
+    return shapes
+
+
+def trained_shapes(data: EncodedNames, batch_size: int, seed: int, steps: int) -> list[tuple[int, int, int]]:
+    """Shapes of the first `steps` batches Trainer.fit trains on: epoch e follows batch_plan(seed + e)."""
+    shapes: list[tuple[int, int, int]] = []
+    epoch = 0
+    while len(shapes) < steps:
+        shapes += plan_shapes(data, data.batch_plan(batch_size, seed=seed + epoch))
+        epoch += 1
+    return shapes[:steps]
+
+
+def padding_stats(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
+    """Share of padded positions (1 - real / rows x width) over a list of batch shapes."""
+    shares = sorted(1 - real / (rows * width) for rows, width, real in shapes)
+    real = sum(s[2] for s in shapes)
+    padded = sum(rows * width for rows, width, _ in shapes)
+    return {
+        "batches": len(shapes),
+        "pad_share": 1 - real / padded,
+        "pad_share_mean": sum(shares) / len(shares),
+        "pad_share_median": median(shares),
+        "pad_share_p90": shares[min(len(shares) - 1, int(0.9 * len(shares)))],
+        "mean_width": sum(width for _, width, _ in shapes) / len(shapes),
+        "max_width": max(width for _, width, _ in shapes),
+    }
+
+
+def measure_training(config: Config, settings: Settings) -> tuple[Run, dict[str, float]]:
+    """Time Trainer.fit over warm-up + repeats x steps steps; one figure per window of `steps` steps."""
+    with tempfile.TemporaryDirectory(prefix="dinogen-speed-run-") as run_dir:
+        run = Run(config, run_dir)  # reads and encodes the data, builds model and Trainer; writes nothing
+    trainer = run.trainer
+    total = settings.warmup_steps + settings.repeats * settings.steps
+    clock = StepClock(run.device)
+    trainer.fit(on_step=clock)  # Trainer.fit itself: run.fit would also save checkpoints
+    if trainer.step != total:
+        raise RuntimeError(f"training stopped after {trainer.step} of {total} steps ({trainer.stop_reason})")
+    shapes = trained_shapes(trainer.train_set, config.train.batch_size, config.train.seed, total)
+    windows = []
+    for k in range(settings.repeats):
+        first = settings.warmup_steps + k * settings.steps  # the window runs from the end of this step
+        last = first + settings.steps
+        seconds = clock.seconds(first, last)
+        window = shapes[first:last]  # shapes[i] is the batch of step i + 1
+        windows.append(
+            {
+                "seconds": seconds,
+                "chars_per_s": sum(s[2] for s in window) / seconds,
+                "padded_per_s": sum(s[0] * s[1] for s in window) / seconds,
+            }
+        )
+    step_times = [clock.seconds(step - 1, step) for step in range(settings.warmup_steps + 1, total + 1)]
+    mean_step = sum(w["seconds"] for w in windows) / (settings.repeats * settings.steps)
+    figures = {
+        "chars_per_s": median([w["chars_per_s"] for w in windows]),
+        "padded_per_s": median([w["padded_per_s"] for w in windows]),
+        "median_step_ms": 1000 * median(step_times),
+        "epoch_s": trainer.steps_per_epoch * mean_step,
+        "steps_per_epoch": trainer.steps_per_epoch,
+        "timed_steps": settings.repeats * settings.steps,
+        "warmup_steps": settings.warmup_steps,
+        "train_names": len(trainer.train_set),
+        "parameters": run.model.num_parameters(),
+    }
+    return run, figures
+
+
+def measure_layer(
+    config: Config, batch_size: int, width: int, device: torch.device, precision: str, settings: Settings
+) -> float:
+    """Padded positions/s of the recurrent layer alone, forward + backward on random input."""
+    layer = CharRNN(2, config.model).rnn.to(device).train()  # the nn.RNN/GRU/LSTM exactly as the model builds it
+    inputs = torch.randn(batch_size, width, config.model.embedding_dim, device=device, requires_grad=True)
+    autocast = torch.autocast(device.type, dtype=DTYPES[precision], enabled=precision != "fp32")
+
+    def one_pass() -> None:
+        with autocast:
+            out, _ = layer(inputs)
+        out.float().sum().backward()
+        layer.zero_grad(set_to_none=True)
+        inputs.grad = None
+
+    def passes() -> None:
+        for _ in range(settings.layer_iters):
+            one_pass()
+
+    for _ in range(settings.layer_warmup):
+        one_pass()
+    seconds = [timed(passes, device) for _ in range(settings.repeats)]
+    return batch_size * width * settings.layer_iters / median(seconds)
+
+
+def benchmark_training(
+    args, corpora: dict[str, Path], settings: Settings, device: torch.device
+) -> dict[str, list[dict]]:
+    """The training, padding and layer-alone tables, for every corpus, size and cell."""
+    results: dict[str, list[dict]] = {"training": [], "padding": [], "layer": []}
+    total_steps = settings.warmup_steps + settings.repeats * settings.steps
+    for corpus, path in corpora.items():
+        padding_done: set[int] = set()
+        for size, base in size_configs().items():
+            for cell in CELLS:
+                log(f"training: {corpus} {size} {cell} ...")
+                config = training_config(base, cell, path, device, args.precision, total_steps)
+                run, figures = measure_training(config, settings)
+                batch_size = config.train.batch_size
+                data = run.trainer.train_set
+                stats = padding_stats(plan_shapes(data, data.batch_plan(batch_size, seed=config.train.seed)))
+                row = {"corpus": corpus, "size": size, "cell": cell, "batch_size": batch_size}
+                row |= {"embedding_dim": config.model.embedding_dim, "hidden_size": config.model.hidden_size}
+                row |= {"num_layers": config.model.num_layers, "precision": args.precision}
+                results["training"].append(row | figures)
+                if batch_size not in padding_done:
+                    padding_done.add(batch_size)
+                    results["padding"].append({"corpus": corpus, "batch_size": batch_size} | stats)
+                width = max(1, round(stats["mean_width"]))
+                layer = measure_layer(config, batch_size, width, device, args.precision, settings)
+                results["layer"].append(
+                    row
+                    | {
+                        "width": width,
+                        "layer_padded_per_s": layer,
+                        "loop_padded_per_s": figures["padded_per_s"],
+                        "loop_over_layer": figures["padded_per_s"] / layer,
+                    }
+                )
+    return results
+
+
+def print_training(results: dict[str, list[dict]]) -> None:
+    print_table(
+        "Training throughput: Trainer.fit, medians over timed windows",
+        [
+            "corpus",
+            "size",
+            "cell",
+            "E/H/L",
+            "batch",
+            "params",
+            "real chars/s",
+            "padded pos/s",
+            "step ms",
+            "epoch s (est.)",
+            "batches/epoch",
+        ],
+        [
+            [
+                r["corpus"],
+                r["size"],
+                r["cell"],
+                f"{r['embedding_dim']}/{r['hidden_size']}/{r['num_layers']}",
+                str(r["batch_size"]),
+                fmt_int(r["parameters"]),
+                fmt_int(r["chars_per_s"]),
+                fmt_int(r["padded_per_s"]),
+                fmt_float(r["median_step_ms"]),
+                fmt_float(r["epoch_s"]),
+                fmt_int(r["steps_per_epoch"]),
+            ]
+            for r in results["training"]
+        ],
+        [
+            "real chars: name characters + one end token per name (padding not counted); padded: rows x batch width",
+            "epoch s (est.): batches per epoch x mean step time of the timed windows",
+        ],
+    )
+    print_table(
+        "Padding: share of padded positions per batch, epoch 0 batch plan",
+        ["corpus", "batch", "batches", "overall", "mean", "median", "p90", "mean width", "max width"],
+        [
+            [
+                r["corpus"],
+                str(r["batch_size"]),
+                fmt_int(r["batches"]),
+                fmt_pct(r["pad_share"]),
+                fmt_pct(r["pad_share_mean"]),
+                fmt_pct(r["pad_share_median"]),
+                fmt_pct(r["pad_share_p90"]),
+                fmt_float(r["mean_width"], 1),
+                str(r["max_width"]),
+            ]
+            for r in results["padding"]
+        ],
+        ["share = 1 - real characters / (rows x width); overall = over all positions of the epoch"],
+    )
+    print_table(
+        "Recurrent layer alone vs the training loop (padded positions/s)",
+        ["corpus", "size", "cell", "batch x width", "layer fwd+bwd", "training loop", "loop/layer", "target"],
+        [
+            [
+                r["corpus"],
+                r["size"],
+                r["cell"],
+                f"{r['batch_size']} x {r['width']}",
+                fmt_int(r["layer_padded_per_s"]),
+                fmt_int(r["loop_padded_per_s"]),
+                fmt_pct(r["loop_over_layer"]),
+                _target_mark(r),
+            ]
+            for r in results["layer"]
+        ],
+        [
+            f"layer: the model's nn.RNN/GRU/LSTM on random (batch, mean width, embedding) input; "
+            f"target loop/layer >= {LAYER_TARGET:.0%} at the default size"
+        ],
+    )
+
+
+def _target_mark(row: dict) -> str:
+    if row["size"] != "default":
+        return "-"
+    return "met" if row["loop_over_layer"] >= LAYER_TARGET else "MISSED"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoint and sampling
+
+
+def prepare_checkpoint(args, settings: Settings, device: torch.device, workdir: Path) -> tuple[Path, str]:
+    """The checkpoint to sample from: --checkpoint, or a short `dinogen train` run in `workdir`."""
+    if args.checkpoint:
+        path = Path(args.checkpoint).resolve()
+        if not path.exists():
+            raise DinogenError(f"--checkpoint {path} does not exist")
+        return path, f"given: {path}"
+    out = workdir / "sample-model"
+    command = [*dinogen_command(), "train", "-q", "-c", str(default_config_path()), "-o", str(out)]
+    command += ["--device", str(device)]
+    command += ["--set", f"train.epochs={settings.checkpoint_epochs}"]
+    log(f"checkpoint: {' '.join(command[1:])} ...")
+    run_child_checked(command, cwd=workdir)  # in workdir, the config's data/dinos.txt is the bundled file
+    how = f"trained for this benchmark: dinogen train --set train.epochs={settings.checkpoint_epochs}"
+    return out, f"{how} (configs/default.yaml, bundled dinos)"
+
+
+def benchmark_sampling(checkpoint: Path, settings: Settings, device: torch.device) -> dict:
+    """Generator names/s per batch size, the time for sample_n names, and the --unique --novel cost."""
+    generator = Generator.from_checkpoint(checkpoint, device=str(device))
+    generator.sample(256, seed=0)  # warm-up
+
+    def seconds(n: int, **options) -> tuple[float, int]:
+        """Median seconds to sample `n` names; and how many were found (fewer if the filters ran dry)."""
+        found = n
+
+        def call(seed: int) -> None:
+            nonlocal found
+            try:
+                generator.sample(n, seed=seed, **options)
+            except NotEnoughNames as err:
+                found = err.found
+
+        times = [timed(functools.partial(call, repeat), device) for repeat in range(settings.repeats)]
+        return median(times), found
+
+    throughput = []
+    for batch_size in settings.sample_batch_sizes:
+        n = max(batch_size, settings.sample_min_names)
+        log(f"sampling: {n:,} names at batch size {batch_size:,} ...")
+        t, _ = seconds(n, batch_size=batch_size)
+        throughput.append({"batch_size": batch_size, "names": n, "seconds": t, "names_per_s": n / t})
+    log(f"sampling: {settings.sample_n:,} names at the default batch size ...")
+    t_default, _ = seconds(settings.sample_n)
+    filtered = []
+    for n in settings.filter_ns:
+        log(f"sampling: {n:,} names plain and with unique + novel ...")
+        plain, _ = seconds(n)
+        strict, found = seconds(n, unique=True, novel=True)
+        filtered.append({"n": n, "plain_s": plain, "unique_novel_s": strict, "ratio": strict / plain, "found": found})
+    return {
+        "throughput": throughput,
+        "default_batch_size": DEFAULT_BATCH_SIZE,
+        "sample_n": settings.sample_n,
+        "sample_n_seconds": t_default,
+        "unique_novel": filtered,
+    }
+
+
+def print_sampling(results: dict, source: str) -> None:
+    print_table(
+        "Sampling throughput: Generator.sample, temperature 1.0",
+        ["batch size", "names", "seconds", "names/s"],
+        [
+            [fmt_int(r["batch_size"]), fmt_int(r["names"]), fmt_float(r["seconds"], 3), fmt_int(r["names_per_s"])]
+            for r in results["throughput"]
+        ],
+        [f"checkpoint: {source}"],
+    )
+    print_table(
+        "Sampling: fixed N and the cost of --unique --novel",
+        ["measure", "N", "seconds", "ratio"],
+        [["plain, default batch size", fmt_int(results["sample_n"]), fmt_float(results["sample_n_seconds"], 3), "-"]]
+        + [
+            [
+                "plain vs unique+novel" + _shortfall(r),
+                fmt_int(r["n"]),
+                f"{r['plain_s']:.3f} / {r['unique_novel_s']:.3f}",
+                f"{r['ratio']:.2f}x",
+            ]
+            for r in results["unique_novel"]
+        ],
+        [f"default batch size {results['default_batch_size']:,}; ratio = unique+novel time / plain time"],
+    )
+
+
+def _shortfall(row: dict) -> str:
+    return "" if row["found"] == row["n"] else f" (filters found only {row['found']:,})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Child processes: peak memory and start-up
+
+
+def benchmark_memory(
+    args, corpora: dict[str, Path], checkpoint: Path, settings: Settings, device: torch.device, workdir: Path
+) -> list[dict]:
+    """Peak RSS of `dinogen train` (per corpus) and `dinogen sample` at two N, median over repeats."""
+    cli = dinogen_command()
+    steps = settings.memory_train_steps
+    commands = []
+    for corpus, path in corpora.items():
+        train = [*cli, "train", "-q", "-c", str(default_config_path()), "--data", str(path)]
+        train += ["--overwrite", "-o", str(workdir / f"mem-{corpus}")]
+        train += ["--device", str(device), "--set", f"train.max_steps={steps}"]
+        train += ["--set", f"train.precision={args.precision}"]
+        commands.append((f"dinogen train ({corpus}, {steps} steps)", "train", None, train))
+    for n in settings.memory_sample_ns:
+        sample = [*cli, "sample", str(checkpoint), "-n", str(n), "-o", str(workdir / "sampled.txt")]
+        commands.append((f"dinogen sample -n {n:,} -o FILE", "sample", n, sample + ["--device", str(device)]))
+    rows = []
+    for label, kind, n, command in commands:
+        log(f"memory: {label} ...")
+        runs = [run_child_checked(command, cwd=workdir) for _ in range(settings.child_repeats)]
+        rss = median([r.max_rss_bytes for r in runs])
+        rows.append(
+            {
+                "command": label,
+                "kind": kind,
+                "n": n,
+                "peak_rss_mb": rss / MB,
+                "wall_s": median([r.seconds for r in runs]),
+            }
+        )
+    return rows
+
+
+def print_memory(rows: list[dict]) -> None:
+    samples = [r for r in rows if r["kind"] == "sample"]
+    notes = ["peak RSS: ru_maxrss of the child process (os.wait4), median over repeats"]
+    if len(samples) == 2:
+        extra = samples[1]["peak_rss_mb"] - samples[0]["peak_rss_mb"]
+        verdict = "met" if extra * MB <= MEMORY_TARGET_BYTES else "MISSED"
+        notes.append(
+            f"-n {samples[1]['n']:,} uses {extra:+.1f} MB over -n {samples[0]['n']:,} "
+            f"(target: within {MEMORY_TARGET_BYTES / MB:.0f} MB for 1,000,000 vs 10,000): {verdict}"
+        )
+    print_table(
+        "Peak resident memory of CLI runs",
+        ["command", "peak RSS MB", "wall s"],
+        [[r["command"], fmt_float(r["peak_rss_mb"], 1), fmt_float(r["wall_s"])] for r in rows],
+        notes,
+    )
+
+
+def benchmark_startup(checkpoint: Path, settings: Settings, device: torch.device, workdir: Path) -> list[dict]:
+    """Wall time of `dinogen --help` and of `dinogen sample CHECKPOINT -n 1`."""
+    cli = dinogen_command()
+    commands = [
+        ("dinogen --help", [*cli, "--help"]),
+        ("dinogen sample CHECKPOINT -n 1", [*cli, "sample", str(checkpoint), "-n", "1", "--device", str(device)]),
+    ]
+    rows = []
+    for label, command in commands:
+        log(f"startup: {label} ...")
+        runs = [run_child_checked(command, cwd=workdir) for _ in range(settings.child_repeats)]
+        seconds = [r.seconds for r in runs]
+        rows.append({"command": label, "median_s": median(seconds), "min_s": min(seconds), "runs": len(runs)})
+    return rows
+
+
+def print_startup(rows: list[dict]) -> None:
+    print_table(
+        "Start-up wall time of the CLI",
+        ["command", "median s", "min s", "runs"],
+        [[r["command"], fmt_float(r["median_s"], 3), fmt_float(r["min_s"], 3), str(r["runs"])] for r in rows],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Driver
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto [default: cpu]")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="training rows [fp32]")
+    parser.add_argument("--repeats", type=int, default=5, help="measurements per figure; medians reported [5]")
+    parser.add_argument("--quick", action="store_true", help="few steps, repeats and names: a smoke test")
+    parser.add_argument(
+        "--names",
+        default=str(REPO.parent / "shared" / "data" / "names.txt"),
+        help="second names file for the training rows [default: ../shared/data/names.txt from the repo root]",
+    )
+    parser.add_argument("--checkpoint", help="checkpoint or run directory to sample from [default: train one]")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
+    for part in ("train", "sample", "memory", "startup"):
+        parser.add_argument(f"--skip-{part}", action="store_true", help=f"skip the {part} measurements")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def print_header(env: dict, args: argparse.Namespace, settings: Settings) -> None:
+    print("dinogen speed benchmark")
+    for key, value in env.items():
+        print(f"  {key:<18} {value}")
+    mode = "QUICK (smoke test: too few steps for trustworthy figures)" if args.quick else "full"
+    print(f"  {'mode':<18} {mode}; repeats {settings.repeats}; precision {args.precision} (training rows)")
+    print(f"  {'training steps':<18} {settings.warmup_steps} warm-up + {settings.repeats} x {settings.steps} timed")
+
+
+def timed_part(name: str, measure: Callable[[], object]) -> object:
+    """Run one part of the benchmark and report on stderr how long it took."""
+    start = time.perf_counter()
+    figures = measure()
+    log(f"{name}: done in {time.perf_counter() - start:.1f} s")
+    return figures
+
+
+def run_parts(args, settings: Settings, device: torch.device, results: dict, workdir: Path) -> None:
+    """Measure and print each part not skipped, storing its figures in `results`."""
+    corpora = find_corpora(args) if not (args.skip_train and args.skip_memory) else {}
+    if not args.skip_train:
+        results |= timed_part("training", lambda: benchmark_training(args, corpora, settings, device))
+        print_training(results)
+    if args.skip_sample and args.skip_memory and args.skip_startup:
+        return
+    checkpoint, source = prepare_checkpoint(args, settings, device, workdir)
+    results["checkpoint"] = source
+    if not args.skip_sample:
+        results["sampling"] = timed_part("sampling", lambda: benchmark_sampling(checkpoint, settings, device))
+        print_sampling(results["sampling"], source)
+    if not args.skip_memory:
+        results["memory"] = timed_part(
+            "memory", lambda: benchmark_memory(args, corpora, checkpoint, settings, device, workdir)
+        )
+        print_memory(results["memory"])
+    if not args.skip_startup:
+        results["startup"] = timed_part("startup", lambda: benchmark_startup(checkpoint, settings, device, workdir))
+        print_startup(results["startup"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except DinogenError as err:
+        print(f"speed.py: error: {err}", file=sys.stderr)
+        return 2
+    settings = settings_for(args)
+    env = environment(device)
+    print_header(env, args, settings)
+    results: dict[str, object] = {
+        "environment": env,
+        "settings": dataclasses.asdict(settings) | {"quick": args.quick, "precision": args.precision},
+    }
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="dinogen-speed-") as workdir:
+            run_parts(args, settings, device, results, Path(workdir))
+    except (DinogenError, RuntimeError) as err:
+        print(f"speed.py: error: {err}", file=sys.stderr)
+        return 1
+    results["total_seconds"] = time.perf_counter() - started
+    print(f"\ntotal {results['total_seconds']:.1f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

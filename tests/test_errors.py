@@ -1,0 +1,82 @@
+"""Every bad input listed in the README's table gives the message and exit code the table promises.
+
+The table lives between the `errors:start` and `errors:end` markers in README.md; each row's
+command runs here, in a directory holding the files the commands name.
+"""
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import NAMES
+from test_cli import invoke
+from test_checkpoint import _WritesAFile
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_error_rows() -> list[tuple[str, str, str, int]]:
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- errors:start -->")[1].split("<!-- errors:end -->")[0]
+    rows = []
+    for line in table.strip().splitlines()[2:]:  # skip the header and its rule
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        what, command, message, code = cells
+        rows.append((what, command.strip("`"), message.replace("`", ""), int(code)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def sandbox(trained_run, tmp_path_factory):
+    """A directory with every file the table's commands name."""
+    root = tmp_path_factory.mktemp("errors")
+    good = "\n".join(NAMES) + "\n"
+    (root / "names.txt").write_text(good)
+    (root / "folder").mkdir()
+    (root / "empty.txt").write_text("")
+    (root / "blank.txt").write_text("\n   \n\r\n")
+    (root / "latin1.txt").write_bytes("alpha\nbeta\nh\u00e9ros\n".encode("latin-1"))
+    (root / "windows.txt").write_bytes(("\ufeff" + good.replace("\n", "\r\n").upper() + "Ñandú\r\n").encode())
+    (root / "long.txt").write_text(good + "x" * 100 + "\n")
+    (root / "one.txt").write_text("tyrannosaurus\n")
+    (root / "dupes.txt").write_text("raptor\nRaptor\nraptor\n")
+    (root / "bad.yaml").write_text("train:\n  lr: [0.1\n")
+    (root / "notadir.txt").write_text("a file, not a directory\n")
+    shutil.copytree(trained_run, root / "run")
+    (root / "empty.pt").write_bytes(b"")
+    (root / "truncated.pt").write_bytes((trained_run / "best.pt").read_bytes()[:1000])
+    (root / "random.pt").write_bytes(bytes(range(256)) * 16)
+    raw = torch.load(trained_run / "best.pt", weights_only=True)
+    raw["format_version"] += 1
+    torch.save(raw, root / "future.pt")
+    torch.save({"format_version": 1, "payload": _WritesAFile(str(root / "pwned"))}, root / "evil.pt")
+    return root
+
+
+@pytest.mark.parametrize(("what", "command", "message", "code"), readme_error_rows(), ids=lambda v: str(v)[:40])
+def test_readme_error_table(sandbox, monkeypatch, what, command, message, code):
+    monkeypatch.chdir(sandbox)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = shlex.split(command)
+    assert args[0] == "dinogen"
+    result = invoke(*args[1:])
+    assert result.exit_code == code, result.output
+    assert " ".join(message.split()) in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.output
+    assert not (sandbox / "pwned").exists()
+    if code == 0 and "train" in args and "--dry-run" not in args:
+        pytest.fail("table rows that train must use --dry-run to stay fast")
+
+
+def test_the_table_covers_the_issue_list():
+    commands = " ".join(command for _, command, _, _ in readme_error_rows())
+    for needle in ["missing.txt", "folder", "empty.txt", "blank.txt", "latin1.txt", "windows.txt", "long.txt",
+                   "one.txt", "dupes.txt", "bad.yaml", "train.lrr", "model.cell=", "missing.pt", "empty.pt",
+                   "truncated.pt", "random.pt", "future.pt", "evil.pt", "-n 0", "--top-k 0", "--top-p",
+                   "--min-length", "--device cuda", "notadir.txt"]:  # fmt: skip
+        assert needle in commands, needle
+    assert re.search(r"--set train\.lr(?!=)", commands), "a --set without '='"
