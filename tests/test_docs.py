@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 import pytest
-
 from conftest import NAMES
+from test_cli import invoke
+
 from dinogen.cli import main
 from dinogen.config import Config
-from test_cli import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

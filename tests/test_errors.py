@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import NAMES
-from test_cli import invoke
 from test_checkpoint import _WritesAFile
+from test_cli import invoke
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
