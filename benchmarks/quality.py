@@ -98,9 +98,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"# dinogen quality benchmark: {Path(args.names).name}, {args.test_size} held-out test names")
-    print(
-        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, {platform.processor() or platform.machine()}"
-    )
+    machine = platform.processor() or platform.machine()
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, {machine}")
     print(f"# config {args.config} {' '.join(args.set)}; budget {args.budget:g} s of training")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
