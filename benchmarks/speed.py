@@ -237,6 +237,7 @@ def measure_training(config: Config, settings: Settings) -> tuple[Run, dict[str,
     with tempfile.TemporaryDirectory(prefix="dinogen-speed-run-") as run_dir:
         run = Run(config, run_dir)  # reads and encodes the data, builds model and Trainer; writes nothing
     trainer = run.trainer
+    trainer.val_set = None  # Trainer.fit evaluates after its last step, after the timing: skip the validation pass
     total = settings.warmup_steps + settings.repeats * settings.steps
     clock = StepClock(run.device)
     trainer.fit(on_step=clock)  # Trainer.fit itself: run.fit would also save checkpoints
@@ -554,11 +555,15 @@ def print_memory(rows: list[dict]) -> None:
     samples = [r for r in rows if r["kind"] == "sample"]
     notes = ["peak RSS: ru_maxrss of the child process (os.wait4), median over repeats"]
     if len(samples) == 2:
-        extra = samples[1]["peak_rss_mb"] - samples[0]["peak_rss_mb"]
-        verdict = "met" if extra * MB <= MEMORY_TARGET_BYTES else "MISSED"
+        small, large = samples
+        extra = large["peak_rss_mb"] - small["peak_rss_mb"]
+        if (small["n"], large["n"]) == (10_000, 1_000_000):
+            verdict = "met" if extra * MB <= MEMORY_TARGET_BYTES else "MISSED"
+        else:
+            verdict = "not judged: the target compares -n 1,000,000 with -n 10,000"
         notes.append(
-            f"-n {samples[1]['n']:,} uses {extra:+.1f} MB over -n {samples[0]['n']:,} "
-            f"(target: within {MEMORY_TARGET_BYTES / MB:.0f} MB for 1,000,000 vs 10,000): {verdict}"
+            f"-n {large['n']:,} uses {extra:+.1f} MB over -n {small['n']:,} "
+            f"(target: within {MEMORY_TARGET_BYTES / MB:.0f} MB): {verdict}"
         )
     print_table(
         "Peak resident memory of CLI runs",

@@ -98,95 +98,101 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     from dinogen.run import Run
 
     context = click.get_current_context()
-    fresh_only = [
-        name for name in ("config_name", "out", "overwrite") if context.get_parameter_source(name).name != "DEFAULT"
-    ]
-    if resume and fresh_only:
+    if resume and any(context.get_parameter_source(p).name != "DEFAULT" for p in ("config_name", "out", "overwrite")):
         raise click.UsageError(
             "--resume continues a run with its saved config and directory; drop -c/--out/--overwrite"
         )
-    explicit = [f"data.path={data}"] * bool(data) + [f"train.device={device}"] * bool(device)
-    explicit += [f"train.seed={seed}"] * (seed is not None)
+    explicit = {"data.path": data, "train.device": device, "train.seed": seed}
+    overrides = [*overrides, *(f"{key}={value}" for key, value in explicit.items() if value is not None)]
     if resume:
-        run = Run.resume(resume, [*overrides, *explicit])
+        run = Run.resume(resume, overrides)
         config = run.config
     else:
         config_path = find_config(config_name)
-        config = load_config(config_path, [*overrides, *explicit])
+        config = load_config(config_path, overrides)
     if print_config:
         click.echo(config.to_yaml(), nl=False)
         return
     if not resume:
         run = Run(config, out or Path("checkpoints") / config_path.stem)
-    if not (resume or dry_run):
-        run.prepare_dir(overwrite)
-    trainer = run.trainer
-    budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
-    action = "would train" if dry_run else "resuming" if resume else "training"
-    _log(
-        quiet,
-        f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
-        f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
-        f"{trainer.steps_per_epoch:,} batches per epoch, {budget}; device {run.device}; run directory {run.run_dir}",
-    )
+        if not dry_run:
+            run.prepare_dir(overwrite)
+    _log(quiet, _describe(run, "would train" if dry_run else "resuming" if resume else "training"))
     if dry_run:
         return
-    reason = _fit_with_progress(run, quiet, trainer.step)
-    best = trainer.best_val_loss
-    summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
-    if reason.startswith("interrupted"):
+    reason, signum = _fit_with_progress(run, quiet)
+    if signum:
+        last = run.run_dir / "last.pt"
         _log(
             False,
-            f"interrupted at step {trainer.step}; saved {run.run_dir / 'last.pt'}. "
-            f"Resume with: dinogen train --resume {run.run_dir}",
+            f"interrupted at step {run.trainer.step}; saved {last}. Resume with: dinogen train --resume {run.run_dir}",
         )
-        sys.exit(128 + _STOP_SIGNAL[0])
+        sys.exit(128 + signum)
+    best = run.trainer.best_val_loss
+    summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
     _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
 
 
-_STOP_SIGNAL = [0]  # the signal that asked training to stop, 0 while none did
+def _describe(run, action: str) -> str:
+    """One line on what is about to train: model, data, budget, device and directory."""
+    trainer = run.trainer
+    budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
+    return (
+        f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
+        f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
+        f"{trainer.steps_per_epoch:,} batches per epoch, {budget}; device {run.device}; run directory {run.run_dir}"
+    )
 
 
-def _fit_with_progress(run, quiet: bool, initial_step: int) -> str:
-    """Train with a tqdm bar on stderr (log lines instead when stderr is not a terminal)."""
+def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
+    """Train with a tqdm bar on stderr (a log line per evaluation when stderr is not a terminal).
+
+    SIGINT and SIGTERM ask the trainer to stop after the current step; returns why training stopped
+    and the signal that stopped it (0 if none).
+    """
     import signal
 
     from tqdm import tqdm
 
+    trainer = run.trainer
+    received = []
+
     def request_stop(signum, frame) -> None:
-        _STOP_SIGNAL[0] = signum
+        received.append(signum)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    total = run.trainer.total_steps
+    # Count steps, or seconds when only train.max_time limits the run.
+    total, unit = (trainer.total_steps, "step") if trainer.total_steps else (run.config.train.max_time, "s")
+    done = (lambda: trainer.step) if unit == "step" else (lambda: round(min(trainer.elapsed, total), 1))
     bar = tqdm(
-        total=total,
-        initial=initial_step,
-        unit="step",
-        file=sys.stderr,
-        disable=True if quiet else None,
-        dynamic_ncols=True,
+        total=total, initial=done(), unit=unit, file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True
     )
 
     def on_evaluation(evaluation) -> None:
         shown = {"train": f"{evaluation.train_loss:.3f}"}
         if evaluation.val_loss is not None:
             shown["val"] = f"{evaluation.val_loss:.3f}"
-        shown["lr"] = f"{evaluation.lr:.2e}"
-        shown["char/s"] = f"{evaluation.chars_per_sec:,.0f}"
+        shown |= {"lr": f"{evaluation.lr:.2e}", "char/s": f"{evaluation.chars_per_sec:,.0f}"}
         bar.set_postfix(shown, refresh=False)
         if bar.disable:
-            of = f"/{total}" if total else ""
-            _log(quiet, f"step {evaluation.step}{of} " + " ".join(f"{k} {v}" for k, v in shown.items()))
+            _log(
+                quiet,
+                f"step {evaluation.step}/{trainer.total_steps or '-'} "
+                + " ".join(f"{k} {v}" for k, v in shown.items()),
+            )
 
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with bar:
-            return run.fit(
-                on_step=lambda step: bar.update(), on_evaluation=on_evaluation, should_stop=lambda: _STOP_SIGNAL[0] != 0
+            reason = run.fit(
+                on_step=lambda step: bar.update(done() - bar.n),
+                on_evaluation=on_evaluation,
+                should_stop=lambda: bool(received),
             )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return reason, received[0] if received else 0
 
 
 @main.command()
