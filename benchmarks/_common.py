@@ -2,11 +2,11 @@
 
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,28 +85,56 @@ class ChildRun:
     stderr: str
 
 
-def run_child(command: Sequence[str], cwd: str | Path | None = None, timeout: float = 1800) -> ChildRun:
-    """Run `command` with stdout discarded; measure its wall time and peak RSS (ru_maxrss).
+# Runs a command and writes its peak RSS (ru_maxrss) and wall seconds to the file named first.
+# Linux carries a process's RSS high-water mark across exec, so a child forked straight from this
+# benchmark (hundreds of MB of torch and models) would report at least the benchmark's own RSS; forked
+# from this small launcher it starts from a few MB instead.
+_LAUNCHER = """
+import os, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(command[0], command)
+    except OSError as err:
+        sys.stderr.write(f"cannot run {command[0]}: {err}\\n")
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(report, "w") as file:
+    file.write(f"{usage.ru_maxrss} {seconds!r}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
 
-    os.wait4 returns the resource usage of this one child. getrusage(RUSAGE_CHILDREN) would not do:
-    its ru_maxrss is the largest of all children waited for so far, so a small run after a big one
-    would report the big one's peak.
+
+def run_child(command: Sequence[str], cwd: str | Path | None = None, timeout: float = 1800) -> ChildRun:
+    """Run `command` with stdout discarded; measure its wall time and peak resident memory (ru_maxrss).
+
+    A small launcher forks the command and reads its resource usage with os.wait4, which is that one
+    child's (getrusage(RUSAGE_CHILDREN) would be the largest of all children so far). The wall time is
+    taken in the launcher too, so its own start-up is not counted.
     """
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        watchdog = threading.Timer(timeout, process.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            watchdog.cancel()
-        seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
-        err.seek(0)
-        stderr = err.read().decode("utf-8", errors="replace")
+    with tempfile.TemporaryDirectory(prefix="dinogen-bench-") as tmp:
+        report = Path(tmp) / "usage"
+        err_path = Path(tmp) / "stderr"
+        launcher = [sys.executable, "-I", "-c", _LAUNCHER, str(report), *command]
+        with open(err_path, "wb") as err:
+            # A session of its own, so that a timeout can stop the launcher and the command together.
+            process = subprocess.Popen(launcher, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise RuntimeError(f"timed out after {timeout:g} s: {' '.join(command)}") from None
+        stderr = err_path.read_text(encoding="utf-8", errors="replace")
+        if not report.exists():
+            raise RuntimeError(f"could not launch {' '.join(command)}:\n{stderr}")
+        max_rss, seconds = report.read_text().split()
     unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return ChildRun(seconds, usage.ru_maxrss * unit, process.returncode, stderr)
+    return ChildRun(float(seconds), int(max_rss) * unit, process.returncode, stderr)
 
 
 def run_child_checked(command: Sequence[str], cwd: str | Path | None = None) -> ChildRun:

@@ -33,7 +33,7 @@ Every figure is the median of --repeats measurements. Tables go to stdout, progr
 Run from the repository root:
 
     python benchmarks/speed.py --json speed.json
-    python benchmarks/speed.py --quick                 # smoke test, about a minute; timings not meaningful
+    python benchmarks/speed.py --quick         # smoke test, under a minute on an idle machine; figures not meaningful
     python benchmarks/speed.py --device cuda --precision bf16 --skip-memory --skip-startup
 """
 
@@ -298,15 +298,20 @@ def measure_layer(
     return batch_size * width * settings.layer_iters / median(seconds)
 
 
-def benchmark_training(
-    args, corpora: dict[str, Path], settings: Settings, device: torch.device
-) -> dict[str, list[dict]]:
+def benchmark_training(args, corpora: dict[str, Path], settings: Settings, device: torch.device) -> dict:
     """The training, padding and layer-alone tables, for every corpus, size and cell."""
-    results: dict[str, list[dict]] = {"training": [], "padding": [], "layer": []}
+    sizes = size_configs()  # read once, so every row of this run uses the same default.yaml
+    results: dict = {"training": [], "padding": [], "layer": []}
+    results["sizes"] = {
+        size: {"model": dataclasses.asdict(c.model), "batch_size": c.train.batch_size} for size, c in sizes.items()
+    }
+    for spec in results["sizes"].values():
+        del spec["model"]["cell"]  # every size runs each cell
+    results["sizes"]["default"]["source"] = str(default_config_path())
     total_steps = settings.warmup_steps + settings.repeats * settings.steps
     for corpus, path in corpora.items():
         padding_done: set[int] = set()
-        for size, base in size_configs().items():
+        for size, base in sizes.items():
             for cell in CELLS:
                 log(f"training: {corpus} {size} {cell} ...")
                 config = training_config(base, cell, path, device, args.precision, total_steps)
@@ -335,7 +340,7 @@ def benchmark_training(
     return results
 
 
-def print_training(results: dict[str, list[dict]]) -> None:
+def print_training(results: dict) -> None:
     print_table(
         "Training throughput: Trainer.fit, medians over timed windows",
         [
@@ -370,6 +375,7 @@ def print_training(results: dict[str, list[dict]]) -> None:
         [
             "real chars: name characters + one end token per name (padding not counted); padded: rows x batch width",
             "epoch s (est.): batches per epoch x mean step time of the timed windows",
+            *(_size_note(size, spec) for size, spec in results["sizes"].items()),
         ],
     )
     print_table(
@@ -411,6 +417,15 @@ def print_training(results: dict[str, list[dict]]) -> None:
             f"layer: the model's nn.RNN/GRU/LSTM on random (batch, mean width, embedding) input; "
             f"target loop/layer >= {LAYER_TARGET:.0%} at the default size"
         ],
+    )
+
+
+def _size_note(size: str, spec: dict) -> str:
+    model = spec["model"]
+    source = f" (from {spec['source']})" if "source" in spec else ""
+    return (
+        f"{size}{source}: embedding {model['embedding_dim']}, hidden {model['hidden_size']}, "
+        f"{model['num_layers']} layer(s), dropout {model['dropout']:g}, batch {spec['batch_size']}"
     )
 
 

@@ -140,7 +140,8 @@ def _describe(run, action: str) -> str:
     return (
         f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
         f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
-        f"{trainer.steps_per_epoch:,} batches per epoch, {budget}; device {run.device}; run directory {run.run_dir}"
+        f"{trainer.steps_per_epoch:,} batch{'es' * (trainer.steps_per_epoch != 1)} per epoch, {budget}; "
+        f"device {run.device}; run directory {run.run_dir}"
     )
 
 

@@ -11,10 +11,13 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise DinogenError(f"{run_dir} has no metrics.jsonl; give run directories written by `dinogen train`")
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except json.JSONDecodeError as err:
-        raise DinogenError(f"{path} is damaged at line {err.lineno}") from None
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise DinogenError(f"{path} is damaged at line {number}") from None
+    return rows
 
 
 def plot_runs(run_dirs: list[str | Path], output: str | Path) -> None:

@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from dinogen import __version__
@@ -89,3 +91,79 @@ def test_help_and_version_do_not_import_torch():
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "dinogen", "--version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
+
+
+def test_print_config_applies_file_overrides_and_options(names_file):
+    result = invoke("train", "-c", "tiny", "--set", "train.lr=0.5", "--seed", 7, "--data", names_file, "--print-config")
+    assert result.exit_code == 0
+    config = yaml.safe_load(result.stdout)
+    assert config["train"]["lr"] == 0.5 and config["train"]["seed"] == 7
+    assert config["data"]["path"] == str(names_file) and config["model"]["hidden_size"] == 16
+
+
+def test_dry_run_reports_and_writes_nothing(names_file, tmp_path):
+    result = invoke("train", "-c", "tiny", "--data", names_file, "-o", tmp_path / "run", "--dry-run")
+    assert result.exit_code == 0
+    assert (
+        "would train gru (1,823 parameters) on 27 names" in result.stderr
+        and "1 batch per epoch, 20 steps" in result.stderr
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(names_file, tmp_path):
+    result = invoke("train", "-c", "tiny", "--data", names_file, "-o", tmp_path / "run")
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 0 and result.stdout == ""
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["10/20", "20/20"]
+    assert "val" in lines[1] and "lr" in lines[1] and "char/s" in lines[1]
+    assert lines[-1].startswith("stopped: budget spent; best validation loss")
+    assert invoke("train", "-c", "tiny", "--data", names_file, "-o", tmp_path / "q", "-q").stderr == ""
+
+
+def test_verbose_logs_debug_lines(names_file, tmp_path):
+    result = invoke("-v", "train", "-c", "tiny", "--data", names_file, "-o", tmp_path / "run", "-q")
+    assert "DEBUG: vocabulary of" in result.stderr
+
+
+def test_resume_on_the_command_line(names_file, tmp_path):
+    run_dir = tmp_path / "run"
+    assert invoke("train", "-c", "tiny", "--data", names_file, "-o", run_dir, "-q").exit_code == 0
+    result = invoke("train", "--resume", run_dir, "--set", "train.max_steps=30")
+    assert result.exit_code == 0, result.output
+    assert "resuming gru" in result.stderr
+    assert [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [10, 20, 30]
+    result = invoke("train", "--resume", run_dir, "-c", "lstm")
+    assert result.exit_code == 2 and "drop -c/--out/--overwrite" in result.stderr
+
+
+def test_exclude_file_and_prefix_on_the_command_line(trained_run, tmp_path):
+    greedy = invoke("sample", trained_run, "-n", 1, "-t", 0).stdout.strip()
+    excluded = tmp_path / "exclude.txt"
+    excluded.write_text(greedy.upper() + "\n")  # folded like the training names
+    result = invoke("sample", trained_run, "-n", 50, "--exclude", excluded, "--prefix", "a", "--seed", 0)
+    names = result.stdout.splitlines()
+    assert result.exit_code == 0 and len(names) == 50
+    assert greedy not in names and all(name.startswith("a") for name in names)
+
+
+def test_output_file_is_replaced_only_when_complete(trained_run, tmp_path):
+    out = tmp_path / "names.txt"
+    out.write_text("precious\n")
+    result = invoke("sample", trained_run, "-n", 5, "--prefix", "t-", "-o", out)
+    assert result.exit_code == 2 and out.read_text() == "precious\n"
+    result = invoke("sample", trained_run, "-n", 5, "-t", 0, "--unique", "-o", out)
+    assert result.exit_code == 3 and "found only 1 of 5" in result.stderr
+    assert out.read_text().count("\n") == 1  # what was found is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["names.txt"]
+
+
+def test_atomic_file_keeps_the_old_one_when_interrupted(tmp_path):
+    from dinogen.output import atomic_text_file
+
+    out = tmp_path / "names.txt"
+    out.write_text("old\n")
+    with pytest.raises(KeyboardInterrupt), atomic_text_file(out) as file:
+        file.write("half")
+        raise KeyboardInterrupt
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["names.txt"]
