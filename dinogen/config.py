@@ -40,10 +40,10 @@ class ModelConfig:
     """Shape of the CharRNN: embedding -> recurrent layers -> linear to the vocabulary."""
 
     cell: Cell = "gru"  # rnn (vanilla tanh RNN), gru or lstm
-    embedding_dim: int = 32  # size of each character's learned vector
-    hidden_size: int = 256  # size of the recurrent state per layer
+    embedding_dim: int = 128  # size of each character's learned vector
+    hidden_size: int = 112  # size of the recurrent state per layer
     num_layers: int = 1  # stacked recurrent layers
-    dropout: float = 0.1  # dropout on embeddings, between layers and on outputs
+    dropout: float = 0.5  # dropout on embeddings, between layers and on outputs
 
     def validate(self) -> None:
         require(self.embedding_dim >= 1, "model.embedding_dim", "must be at least 1", self.embedding_dim)
@@ -56,7 +56,7 @@ class ModelConfig:
 class TrainConfig:
     """How long and how to optimise."""
 
-    epochs: int | None = 20  # passes over the training names (null: no epoch limit)
+    epochs: int | None = 100  # passes over the training names (null: no epoch limit)
     max_steps: int | None = None  # optimizer steps (null: no step limit); the first limit reached ends the run
     max_time: float | None = None  # seconds of training (null: no time limit)
     batch_size: int = 64  # names per batch
@@ -65,9 +65,9 @@ class TrainConfig:
     warmup_steps: int = 0  # steps of linear warm-up from 0 to lr
     final_lr_fraction: float = 0.1  # cosine ends at lr * final_lr_fraction
     plateau_patience: int = 2  # plateau: evaluations without improvement before the lr is halved
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    weight_decay: float = 0.5  # AdamW decoupled weight decay
     grad_clip: float | None = 1.0  # clip the global gradient norm to this (null: no clipping)
-    eval_every: int = 100  # steps between validation passes (one also runs at the end)
+    eval_every: int = 50  # steps between validation passes (one also runs at the end)
     patience: int | None = None  # stop after this many evaluations without improvement (null: never)
     min_delta: float = 0.0  # improvement in validation loss that resets the patience counter
     seed: int = 0  # seeds the split, the initial weights, the data order and dropout

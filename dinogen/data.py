@@ -93,6 +93,7 @@ class Vocab:
     def __init__(self, chars: Sequence[str]):
         self.chars = list(chars)
         self.index = {char: i for i, char in enumerate(self.chars, start=1)}
+        self._lookup = ["", *self.chars]  # index -> text; the boundary decodes to nothing
 
     @classmethod
     def from_names(cls, names: Sequence[str]) -> "Vocab":
@@ -108,7 +109,7 @@ class Vocab:
         return [self.index[char] for char in name]
 
     def decode(self, indices: Sequence[int]) -> str:
-        return "".join(self.chars[i - 1] for i in indices if i != BOUNDARY)
+        return "".join(map(self._lookup.__getitem__, indices))
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` that are not in the vocabulary, in order of first appearance."""

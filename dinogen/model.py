@@ -38,5 +38,58 @@ class CharRNN(nn.Module):
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, state
 
+    def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One time step, for generation: scores after `tokens` (B,) and the new state.
+
+        The same numbers as `forward(tokens[:, None], state)` in eval mode, written out layer by
+        layer as the cell equations. A character's first-layer input projection W_ih e + b_ih is
+        looked up in a table computed for every character, so generating costs only the recurrent
+        matrix products.
+        """
+        hidden, cell = _split_state(state, self.config, tokens.shape[0], self.head.weight)
+        table = nn.functional.linear(self.embedding.weight, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)  # (V, G*H)
+        x_gates = table.index_select(0, tokens)  # (B, G*H)
+        new_hidden, new_cell = [], []
+        for layer in range(self.config.num_layers):
+            if layer > 0:
+                weight, bias = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"bias_ih_l{layer}")
+                x_gates = nn.functional.linear(new_hidden[-1], weight, bias)  # (B, G*H)
+            weight, bias = getattr(self.rnn, f"weight_hh_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+            h_gates = nn.functional.linear(hidden[layer], weight, bias)  # (B, G*H)
+            if self.config.cell == "lstm":
+                h, c = _lstm_cell(x_gates, h_gates, cell[layer])
+                new_cell.append(c)
+            elif self.config.cell == "gru":
+                h = _gru_cell(x_gates, h_gates, hidden[layer])
+            else:
+                h = torch.tanh(x_gates + h_gates)  # the vanilla RNN: h_t = tanh(W x_t + U h_{t-1} + b)
+            new_hidden.append(h)
+        logits = self.head(new_hidden[-1])  # (B, V)
+        hidden = torch.stack(new_hidden)  # (layers, B, H)
+        return logits, (hidden, torch.stack(new_cell)) if self.config.cell == "lstm" else hidden
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _gru_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """GRU: the reset gate r picks what of h feeds the candidate n; the update gate z mixes h and n."""
+    size = h.shape[-1]
+    r, z = torch.sigmoid(x_gates[:, : 2 * size] + h_gates[:, : 2 * size]).chunk(2, dim=1)
+    n = torch.tanh(torch.addcmul(x_gates[:, 2 * size :], r, h_gates[:, 2 * size :]))  # x_n + r * h_n
+    return torch.lerp(n, h, z)  # (1 - z) * n + z * h
+
+
+def _lstm_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM: input, forget and output gates around a cell state c that carries memory additively."""
+    i, f, g, o = (x + h for x, h in zip(x_gates.chunk(4, dim=1), h_gates.chunk(4, dim=1), strict=True))
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _split_state(state: State | None, config: ModelConfig, batch: int, like: torch.Tensor):
+    """(hidden, cell) as given, or zeros where generation starts without a state; cell is None but for LSTMs."""
+    if state is None:
+        zeros = like.new_zeros(config.num_layers, batch, config.hidden_size)
+        return zeros, zeros if config.cell == "lstm" else None
+    return state if isinstance(state, tuple) else (state, None)

@@ -33,3 +33,25 @@ def test_parameter_count():
     # embedding + GRU (3 gates: input and hidden weights, two biases) + linear head
     expected = 27 * 8 + 3 * 16 * (8 + 16 + 2) + 16 * 27 + 27
     assert model.num_parameters() == expected
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_step_equals_the_fused_layers(cell, num_layers):
+    """The cell equations of `step` give the numbers torch's fused RNN/GRU/LSTM give."""
+    torch.manual_seed(0)
+    model = CharRNN(11, ModelConfig(cell=cell, num_layers=num_layers, hidden_size=9, embedding_dim=5)).eval()
+    tokens = torch.randint(0, 11, (4, 6))
+    expected, expected_state = model(tokens)
+    logits, state = model(tokens[:, :2])  # a prefix through the fused layers, then steps
+    steps = []
+    for t in range(2, 6):
+        logits, state = model.step(tokens[:, t], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, dim=1), expected[:, 2:])
+    for ours, theirs in zip(
+        state if cell == "lstm" else (state,), expected_state if cell == "lstm" else (expected_state,), strict=True
+    ):
+        torch.testing.assert_close(ours, theirs)
+    first, _ = model.step(tokens[:, 0])  # no state: starts from zeros, like forward
+    torch.testing.assert_close(first, expected[:, 0])
