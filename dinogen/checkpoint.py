@@ -4,7 +4,7 @@ import os
 import pickle
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,23 +73,9 @@ class Checkpoint:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "dinogen_version": self.dinogen_version,
-            "torch_version": self.torch_version,
-            "created": self.created,
-            "device": self.device,
-            "config": self.config.to_dict(),
-            "vocab": self.vocab.to_list(),
-            "model_state": self.model_state,
-            "trainer_state": self.trainer_state,
-            "step": self.step,
-            "epoch": self.epoch,
-            "metrics": self.metrics,
-            "data_path": self.data_path,
-            "train_names": self.train_names,
-            "val_names": self.val_names,
-        }
+        """Plain data and tensors only, so that it loads with torch.load(weights_only=True)."""
+        raw = {item.name: getattr(self, item.name) for item in fields(self)}
+        return raw | {"format_version": FORMAT_VERSION, "config": self.config.to_dict(), "vocab": self.vocab.to_list()}
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
@@ -151,21 +137,7 @@ def _from_dict(raw: Any, path: Path) -> Checkpoint:
             f"({__version__}) reads ({FORMAT_VERSION}); upgrade dinogen"
         )
     try:
-        return Checkpoint(
-            config=Config.from_dict(raw["config"]),
-            vocab=Vocab(raw["vocab"]),
-            model_state=raw["model_state"],
-            train_names=raw["train_names"],
-            val_names=raw["val_names"],
-            step=raw["step"],
-            epoch=raw["epoch"],
-            metrics=raw["metrics"],
-            trainer_state=raw["trainer_state"],
-            data_path=raw["data_path"],
-            device=raw["device"],
-            created=raw["created"],
-            dinogen_version=raw["dinogen_version"],
-            torch_version=raw["torch_version"],
-        )
+        values = {item.name: raw[item.name] for item in fields(Checkpoint)}
+        return Checkpoint(**values | {"config": Config.from_dict(raw["config"]), "vocab": Vocab(raw["vocab"])})
     except (KeyError, TypeError, ConfigError) as err:
         raise DinogenError(f"checkpoint {path} is damaged or incomplete ({err})") from None
