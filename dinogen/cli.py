@@ -4,6 +4,7 @@ Heavy modules (torch and everything using it) are imported inside the commands, 
 `dinogen --help` and `--version` answer at once.
 """
 
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +23,10 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`dinogen sample | head`): stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error when Python flushes stdout
+            sys.exit(128 + 13)  # as if killed by SIGPIPE
         except DinogenError as err:
             if ctx.params.get("debug"):
                 raise

@@ -68,3 +68,14 @@ def test_kill_9_while_writing_never_leaves_a_corrupt_checkpoint(trained_run, tmp
     assert all(p.name.startswith(".last.pt.") and p.suffix == ".tmp" for p in leftovers)
     remove_stale_temporaries(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_closed_pipe_stops_quietly(trained_run):
+    """`dinogen sample ... | head -1`: the reader leaves early; no traceback, the SIGPIPE status."""
+    command = [sys.executable, "-m", "dinogen", "sample", str(trained_run), "-n", "200000", "--batch-size", "1000"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = child.stdout.readline()
+    child.stdout.close()  # like `head -1` exiting
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141
+    assert first.strip() and stderr == ""
