@@ -191,11 +191,6 @@ def apply_overrides(raw: Any, overrides: typing.Iterable[str]) -> Any:
     return raw
 
 
-def field_names(section: str) -> list[str]:
-    """The valid keys of a config section."""
-    return [f.name for f in fields(_SECTIONS[section])]
-
-
 def _build_section(cls: type, raw: Any, section: str) -> Any:
     if raw is None:
         raw = {}
