@@ -65,7 +65,7 @@ def main(verbose: bool, debug: bool) -> None:
     "config_name",
     default="default",
     show_default=True,
-    help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, tiny).",
+    help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, names, tiny).",
 )
 @click.option("--data", help="Names file, one per line (sets data.path).")
 @click.option(
@@ -120,7 +120,9 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         return
     if not resume:
         run = Run(config, out or Path("checkpoints") / config_path.stem)
-        if not dry_run:
+        if dry_run:
+            run.check_dir(overwrite)
+        else:
             run.prepare_dir(overwrite)
     _log(quiet, _describe(run, "would train" if dry_run else "resuming" if resume else "training"))
     if dry_run:
@@ -229,7 +231,7 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
 )
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--novel", is_flag=True, help="No name from the training data.")
-@click.option("--exclude", type=click.Path(exists=True, dir_okay=False), help="No name listed in this file.")
+@click.option("--exclude", type=click.Path(), help="No name listed in this file.")
 @click.option("--seed", type=int, help="Random seed: the same seed gives the same names.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Names generated per batch."
@@ -308,9 +310,7 @@ def sample(
 
 @main.command()
 @click.argument("args", nargs=-1, metavar="[CHECKPOINT] [NAME]...")
-@click.option(
-    "-f", "--file", "names_file", type=click.Path(exists=True, dir_okay=False), help="Score the names in this file too."
-)
+@click.option("-f", "--file", "names_file", type=click.Path(), help="Score the names in this file too.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
 @click.option("--sort", is_flag=True, help="Most likely names first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -353,7 +353,7 @@ def score(args, names_file, fmt, sort, device) -> None:
 @click.argument("checkpoint", required=False, type=click.Path())
 @click.option(
     "--data",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(),
     help="Names to measure the loss on [default: the checkpoint's validation names].",
 )
 @click.option(

@@ -1,6 +1,7 @@
 """Typed configuration: dataclasses with defaults, YAML loading, `key=value` overrides, checks."""
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -177,7 +178,11 @@ def apply_overrides(raw: Any, overrides: typing.Iterable[str]) -> Any:
             raise ConfigError(f"override {override!r} needs the form section.key=value, e.g. train.lr=0.001")
         section, dot, name = key.strip().partition(".")
         if not dot or not name or "." in name:
-            raise ConfigError(f"override key {key!r} must be section.key, e.g. train.lr")
+            matches = [
+                f"{s}.{key.strip()}" for s, cls in _SECTIONS.items() if key.strip() in typing.get_type_hints(cls)
+            ]
+            hint = f" (did you mean {matches[0]!r}?)" if matches else ""
+            raise ConfigError(f"override key {key!r} must be section.key, e.g. train.lr{hint}")
         if section not in _SECTIONS:
             raise ConfigError(_unknown_key(section, list(_SECTIONS)))
         try:
@@ -221,11 +226,14 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
     if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
         return value
     raise ConfigError(f"{key} must be {_TYPE_NAMES[hint]}{optional}, got {_describe(value)}")
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -249,7 +257,7 @@ def _unknown_key(key: str, valid: list[str]) -> str:
 
 def require(ok: bool, key: str, rule: str, value: Any) -> None:
     if not ok:
-        raise ConfigError(f"{key} {rule}, got {value!r}")
+        raise ConfigError(f"{key} {rule}, got {'null' if value is None else repr(value)}")
 
 
 def find_config(name: str | Path) -> Path:

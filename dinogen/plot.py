@@ -59,6 +59,8 @@ def plot_runs(run_dirs: list[str | Path], output: str | Path) -> None:
         figure.savefig(output, dpi=120)
     except OSError as err:
         raise DinogenError(f"cannot write {output}: {err.strerror}") from None
+    except ValueError:  # matplotlib does not know the file ending
+        raise DinogenError(f"cannot write {output}: unknown image format; use a .png, .svg or .pdf name") from None
     finally:
         plt.close(figure)
 

@@ -62,16 +62,25 @@ class Run:
         """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file)."""
         path = Path(path)
         checkpoint = load_checkpoint(path / "last.pt" if path.is_dir() else path)
+        run_dir = path if path.is_dir() else path.parent
+        latest = run_dir / "last.pt"
+        if path.is_file() and latest.exists() and not latest.samefile(path):
+            saved = load_checkpoint(latest).step
+            if saved > checkpoint.step:
+                # Going on from an earlier state would overwrite last.pt and rewrite metrics.jsonl's history.
+                raise DinogenError(
+                    f"{path} is at step {checkpoint.step} but {latest} is at step {saved}; resume the run "
+                    f"directory (its last.pt), or copy {path.name} to a new directory to branch from it"
+                )
         raw = checkpoint.config.to_dict()
         for override in overrides:
             key = override.partition("=")[0].strip()
             if key not in RESUMABLE_KEYS:
                 raise ConfigError(
-                    f"{key} cannot change when resuming (the saved weights and data order depend on it); "
+                    f"{key} cannot change when resuming (a resumed run keeps its model, data and optimisation); "
                     f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
                 )
         config = Config.from_dict(apply_overrides(raw, overrides))
-        run_dir = path if path.is_dir() else path.parent
         remove_stale_temporaries(run_dir)
         return cls(config, run_dir, resume_from=checkpoint)
 
@@ -87,14 +96,18 @@ class Run:
         else:
             self.train_names, self.val_names = split_names(names, data.val_fraction, self.config.train.seed)
 
-    def prepare_dir(self, overwrite: bool = False) -> None:
-        """Create the run directory for a new run; refuse to replace an earlier run unless `overwrite`."""
+    def check_dir(self, overwrite: bool = False) -> None:
+        """Refuse a run directory that holds an earlier run, unless `overwrite`."""
         existing = [name for name in RUN_FILES if (self.run_dir / name).exists()]
         if existing and not overwrite:
             raise DinogenError(
                 f"{self.run_dir} already holds a run ({', '.join(existing)}); pass --resume to continue it, "
                 "--overwrite to replace it, or choose another --out directory"
             )
+
+    def prepare_dir(self, overwrite: bool = False) -> None:
+        """Create the run directory for a new run (see `check_dir`), with its config.yaml."""
+        self.check_dir(overwrite)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.run_dir)

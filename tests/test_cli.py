@@ -167,3 +167,20 @@ def test_atomic_file_keeps_the_old_one_when_interrupted(tmp_path):
         file.write("half")
         raise KeyboardInterrupt
     assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["names.txt"]
+
+
+def test_dry_run_checks_the_run_directory(trained_run, names_file):
+    result = invoke("train", "-c", "tiny", "--data", names_file, "-o", trained_run, "--dry-run")
+    assert result.exit_code == 1 and "already holds a run" in result.stderr
+
+
+@pytest.mark.parametrize("option", [["sample", "--exclude"], ["score", "--file"], ["evaluate", "--data"]])
+def test_missing_names_files_are_runtime_errors(trained_run, tmp_path, option):
+    command, flag = option
+    result = invoke(command, trained_run, flag, tmp_path / "absent.txt")
+    assert result.exit_code == 1 and "does not exist" in result.stderr and "Usage" not in result.stderr
+
+
+def test_plot_to_an_unknown_format_is_one_sentence(trained_run, tmp_path):
+    result = invoke("plot", trained_run, "-o", tmp_path / "curves.xyz")
+    assert result.exit_code == 1 and "unknown image format" in result.stderr and "Traceback" not in result.output

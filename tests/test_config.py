@@ -90,3 +90,19 @@ def test_config_round_trips_through_yaml(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(config.to_yaml(), encoding="utf-8")
     assert load_config(path) == config
+
+
+def test_numbers_yaml_reads_as_text_are_accepted():
+    raw = apply_overrides({}, ["train.lr=1e-3", "train.min_delta=5E-4"])
+    assert raw["train"]["lr"] == "1e-3"  # YAML 1.1 leaves a number without a dot as text
+    config = Config.from_dict(raw)
+    assert config.train.lr == 0.001 and config.train.min_delta == 0.0005
+    with pytest.raises(ConfigError, match="train.lr must be a number"):
+        Config.from_dict({"train": {"lr": "1e-3x"}})
+    with pytest.raises(ConfigError, match="must be at least 1, got null|may be null only"):
+        Config.from_dict({"train": {"epochs": None, "max_steps": None}})
+
+
+def test_an_override_without_its_section_gets_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean 'train.epochs'"):
+        apply_overrides({}, ["epochs=5"])

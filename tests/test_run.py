@@ -5,7 +5,7 @@ import torch
 from conftest import tiny_config
 
 from dinogen.checkpoint import load_checkpoint
-from dinogen.errors import ConfigError
+from dinogen.errors import ConfigError, DinogenError
 from dinogen.run import Run
 
 
@@ -49,3 +49,18 @@ def test_resume_from_a_file_writes_beside_it(trained_run):
     resumed = Run.resume(trained_run / "last.pt")
     assert resumed.run_dir == trained_run
     assert resumed.train_names == load_checkpoint(trained_run / "last.pt").train_names
+
+
+def test_resuming_an_older_checkpoint_of_a_run_is_refused(trained_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    older = load_checkpoint(run_dir / "best.pt")
+    older.step = 10
+    from dinogen.checkpoint import save_checkpoint
+
+    save_checkpoint(older, run_dir / "best.pt")
+    with pytest.raises(DinogenError, match="is at step 10 but .*last.pt is at step 20"):
+        Run.resume(run_dir / "best.pt")
+    assert Run.resume(run_dir / "last.pt").trainer.step == 20
