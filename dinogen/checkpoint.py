@@ -110,7 +110,11 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint file (or a run directory's best.pt) safely: tensors and plain data only."""
-    path = resolve_checkpoint_path(path)
+    given, path = Path(path), resolve_checkpoint_path(path)
+    if given.is_dir() and not path.exists():
+        runs = sorted(p.name for p in given.iterdir() if (p / "best.pt").exists())
+        inside = f"; runs inside it: {', '.join(runs)}" if runs else ""
+        raise DinogenError(f"{given} is not a run directory (it has no best.pt){inside}")
     if not path.exists():
         raise DinogenError(f"checkpoint {path} does not exist")
     try:

@@ -124,6 +124,14 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
             run.check_dir(overwrite)
         else:
             run.prepare_dir(overwrite)
+    trainer = run.trainer
+    if resume and trainer.total_steps is not None and trainer.step >= trainer.total_steps:
+        _log(
+            quiet,
+            f"nothing to do: {run.run_dir} is at step {trainer.step} of {trainer.total_steps}; "
+            "raise the budget, e.g. --set train.epochs=N or train.max_steps=N",
+        )
+        return
     _log(quiet, _describe(run, "would train" if dry_run else "resuming" if resume else "training"))
     if dry_run:
         return
@@ -411,8 +419,10 @@ def info(checkpoint, fmt) -> None:
     """
     import json
 
+    from dinogen.checkpoint import resolve_checkpoint_path
+
     loaded, _ = _checkpoint(checkpoint, "cpu")
-    summary = loaded.summary()
+    summary = {"checkpoint": str(resolve_checkpoint_path(_checkpoint_path(checkpoint))), **loaded.summary()}
     if fmt == "json":
         click.echo(json.dumps(summary))
         return

@@ -184,3 +184,13 @@ def test_missing_names_files_are_runtime_errors(trained_run, tmp_path, option):
 def test_plot_to_an_unknown_format_is_one_sentence(trained_run, tmp_path):
     result = invoke("plot", trained_run, "-o", tmp_path / "curves.xyz")
     assert result.exit_code == 1 and "unknown image format" in result.stderr and "Traceback" not in result.output
+
+
+def test_friendlier_checkpoint_and_resume_messages(trained_run, tmp_path):
+    parent = trained_run.parent
+    result = invoke("sample", parent)
+    assert result.exit_code == 1 and f"{parent} is not a run directory" in result.stderr and "tiny" in result.stderr
+    info = json.loads(invoke("info", trained_run, "--format", "json").stdout)
+    assert info["checkpoint"] == str(trained_run / "best.pt")
+    result = invoke("train", "--resume", trained_run)
+    assert result.exit_code == 0 and "nothing to do" in result.stderr
