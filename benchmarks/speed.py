@@ -240,9 +240,9 @@ def measure_training(config: Config, settings: Settings) -> tuple[Run, dict[str,
     trainer.val_set = None  # Trainer.fit evaluates after its last step, after the timing: skip the validation pass
     total = settings.warmup_steps + settings.repeats * settings.steps
     clock = StepClock(run.device)
-    trainer.fit(on_step=clock)  # Trainer.fit itself: run.fit would also save checkpoints
+    reason = trainer.fit(on_step=clock)  # Trainer.fit itself: run.fit would also save checkpoints
     if trainer.step != total:
-        raise RuntimeError(f"training stopped after {trainer.step} of {total} steps ({trainer.stop_reason})")
+        raise RuntimeError(f"training stopped after {trainer.step} of {total} steps ({reason})")
     shapes = trained_shapes(trainer.train_set, config.train.batch_size, config.train.seed, total)
     windows = []
     for k in range(settings.repeats):

@@ -111,8 +111,8 @@ class Generator:
         require(n >= 1, "n", "must be at least 1", n)
         require(batch_size >= 1, "batch_size", "must be at least 1", batch_size)
         controls = self._controls(temperature, top_k, top_p, prefix, min_length, max_length)
-        exclude = set(exclude)
         rejected = set(exclude)
+        excluding = bool(rejected)
         if novel:
             rejected |= self.train_names
         filtering = unique or bool(rejected)
@@ -137,7 +137,7 @@ class Generator:
                     return
         raise NotEnoughNames(
             f"found only {found} of {n} names after {attempts} samples: the filters "
-            f"({', '.join(_filter_names(unique, novel, exclude))}) rejected the rest; "
+            f"({', '.join(_filter_names(unique, novel, excluding))}) rejected the rest; "
             "try a higher temperature, a larger model, or fewer names",
             found,
         )
@@ -243,5 +243,5 @@ def _select(state: State, rows: torch.Tensor) -> State:
     return state.index_select(1, rows)  # (layers, b, H)
 
 
-def _filter_names(unique: bool, novel: bool, exclude: Iterable[str]) -> list[str]:
-    return [name for name, on in (("unique", unique), ("novel", novel), ("exclude", bool(exclude))) if on]
+def _filter_names(unique: bool, novel: bool, excluding: bool) -> list[str]:
+    return [name for name, on in (("unique", unique), ("novel", novel), ("exclude", excluding)) if on]

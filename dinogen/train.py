@@ -120,7 +120,6 @@ class Trainer:
         self.elapsed = 0.0  # seconds trained, across resumes
         self.best_val_loss = math.inf
         self.evaluations_since_improvement = 0
-        self.stop_reason = ""
         self.history: list[dict[str, Any]] = []
 
     @property
@@ -157,7 +156,6 @@ class Trainer:
         self.model.train()
         device = self.train_set.inputs.device
         loss_sum = torch.zeros((), device=device)  # summed on the device: no host sync per step
-        grad_norm = torch.zeros((), device=device)
         chars = 0
         start = time.perf_counter() - self.elapsed
         last_eval = time.perf_counter()
@@ -187,15 +185,12 @@ class Trainer:
                     start += time.perf_counter() - now  # evaluation time does not count against max_time
                     last_eval = time.perf_counter()
                     if self._out_of_patience():
-                        self.stop_reason = f"no improvement in {self.config.patience} evaluations"
-                        return self.stop_reason
+                        return f"no improvement in {self.config.patience} evaluations"
                 if should_stop():
-                    self.stop_reason = "interrupted"
-                    return self.stop_reason
+                    return "interrupted"
                 if spent:
                     break
-        self.stop_reason = "budget spent"
-        return self.stop_reason
+        return "budget spent"
 
     def _budget_spent(self, elapsed: float) -> bool:
         if self.total_steps is not None and self.step >= self.total_steps:
