@@ -106,8 +106,11 @@ class Trainer:
         self.config = config
         self.train_set = train_set
         self.val_set = val_set if val_set is not None and len(val_set) else None
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         device = train_set.inputs.device
+        # The fused kernel updates all parameters in one pass: about half the optimizer time on a CPU.
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
+        )
         if config.precision == "fp16" and device.type != "cuda":
             raise DinogenError(f"train.precision=fp16 needs a CUDA device, not {device.type}; use bf16 or fp32")
         self.autocast = torch.autocast(device.type, dtype=_DTYPES[config.precision], enabled=config.precision != "fp32")

@@ -131,3 +131,15 @@ def test_metrics_report_bits_and_perplexity(names_file, tmp_path):
     last = evaluations[-1]
     assert last.val_bpc == pytest.approx(last.val_loss / math.log(2))
     assert last.val_perplexity == pytest.approx(math.exp(last.val_loss))
+
+
+def test_bf16_lstm_trains_on_cpu_and_keeps_fp32_weights(names_file, tmp_path):
+    """Mixed precision computes in bf16 where the CPU can; the weights and the optimizer stay fp32."""
+    config = tiny_config(names_file, max_steps=60, eval_every=20, precision="bf16")
+    config.model.cell = "lstm"
+    run = Run(config, tmp_path)
+    before = mean_loss(run.model, run.trainer.train_set)
+    run.trainer.fit()
+    assert mean_loss(run.model, run.trainer.train_set) < before - 0.3
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())
+    assert run.trainer.optimizer.defaults["fused"]  # one fused AdamW kernel on CPU and CUDA
