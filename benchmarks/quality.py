@@ -81,6 +81,7 @@ def run_once(args, seed: int, workdir: Path) -> dict:
         "training_seconds": run.trainer.elapsed,
         "wall_seconds": wall,
         "parameters": run.model.num_parameters(),
+        "precision": run.trainer.precision,
         "config": config.to_dict(),
     }
 
@@ -106,7 +107,7 @@ def main() -> None:
         for seed in args.seeds:
             result = run_once(args, seed, Path(tmp))
             results.append(result)
-            print(f"\nseed {seed}: {result['parameters']:,} parameters")
+            print(f"\nseed {seed}: {result['parameters']:,} parameters, {result['precision']}")
             print(f"{'seconds':>8} {'step':>7} {'val loss':>9} {'test loss':>10}")
             for point in result["curve"]:
                 print(f"{point['elapsed']:8.1f} {point['step']:7d} {point['val_loss']:9.4f} {point['test_loss']:10.4f}")

@@ -156,7 +156,7 @@ def _describe(run, action: str) -> str:
         f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
         f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
         f"{trainer.steps_per_epoch:,} batch{'es' * (trainer.steps_per_epoch != 1)} per epoch, {budget}; "
-        f"device {run.device}; run directory {run.run_dir}"
+        f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}; run directory {run.run_dir}"
     )
 
 

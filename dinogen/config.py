@@ -15,7 +15,7 @@ from dinogen.errors import ConfigError
 
 Cell = Literal["rnn", "gru", "lstm"]
 Schedule = Literal["constant", "cosine", "plateau"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
 
 
 @dataclass
@@ -73,7 +73,7 @@ class TrainConfig:
     min_delta: float = 0.0  # improvement in validation loss that resets the patience counter
     seed: int = 0  # seeds the split, the initial weights, the data order and dropout
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    precision: Precision = "fp32"  # bf16/fp16: mixed precision (fp16 with a gradient scaler; CUDA only)
+    precision: Precision = "fp32"  # bf16/fp16 mixed precision (fp16: CUDA only); auto: bf16 where native
     compile: bool = False  # run the model through torch.compile (pays a start-up cost; measure first)
 
     def validate(self) -> None:

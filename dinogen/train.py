@@ -11,6 +11,7 @@ from torch import nn
 
 from dinogen.config import TrainConfig
 from dinogen.data import IGNORE_INDEX, EncodedNames
+from dinogen.device import resolve_precision
 from dinogen.errors import DinogenError
 from dinogen.model import CharRNN
 
@@ -111,11 +112,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
         )
-        if config.precision == "fp16" and device.type != "cuda":
-            raise DinogenError(f"train.precision=fp16 needs a CUDA device, not {device.type}; use bf16 or fp32")
-        self.autocast = torch.autocast(device.type, dtype=_DTYPES[config.precision], enabled=config.precision != "fp32")
+        self.precision = resolve_precision(config.precision, device)
+        self.autocast = torch.autocast(device.type, dtype=_DTYPES[self.precision], enabled=self.precision != "fp32")
         # fp16 gradients can underflow to zero; the scaler multiplies the loss up and the gradients back down.
-        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         self.forward = torch.compile(model, dynamic=True) if config.compile else model
         self.schedule = LRSchedule(config)
         self.steps_per_epoch = train_set.num_batches(config.batch_size)
