@@ -133,11 +133,12 @@ def test_metrics_report_bits_and_perplexity(names_file, tmp_path):
     assert last.val_perplexity == pytest.approx(math.exp(last.val_loss))
 
 
-def test_bf16_lstm_trains_on_cpu_and_keeps_fp32_weights(names_file, tmp_path):
-    """Mixed precision computes in bf16 where the CPU can; the weights and the optimizer stay fp32."""
-    config = tiny_config(names_file, max_steps=60, eval_every=20, precision="bf16")
+def test_auto_precision_lstm_trains_and_keeps_fp32_weights(names_file, tmp_path):
+    """`auto` computes in bf16 on a CPU with AMX (fp32 elsewhere); the weights and the optimizer stay fp32."""
+    config = tiny_config(names_file, max_steps=60, eval_every=20, precision="auto")
     config.model.cell = "lstm"
     run = Run(config, tmp_path)
+    assert run.trainer.precision in ("bf16", "fp32")
     before = mean_loss(run.model, run.trainer.train_set)
     run.trainer.fit()
     assert mean_loss(run.model, run.trainer.train_set) < before - 0.3
