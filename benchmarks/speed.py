@@ -22,7 +22,8 @@ With a checkpoint (--checkpoint, else `dinogen train -o <tmp>/default --set trai
   sampling    dinogen.sample.Generator names/s at batch sizes 256, 1024, 4096 and 10000; the time to
               sample 10,000 names at temperature 1.0 with the default batch size; and the cost of
               unique=True, novel=True (the CLI's --unique --novel) over plain sampling at N = 10,000
-              and 100,000.
+              and 100,000; 10,000 names with min_length=6, max_length=12; Generator.most_likely for
+              N = 100 and 1,000.
   memory      peak resident memory (ru_maxrss of the child process) of `dinogen train` for a fixed
               number of steps, `dinogen sample -n 10000 -o FILE` and `dinogen sample -n 1000000 -o FILE`
               (target: the 1,000,000 run within 100 MB of the 10,000 run).
@@ -93,6 +94,7 @@ class Settings:
     sample_batch_sizes: tuple[int, ...] = (256, 1024, 4096, 10000)
     sample_min_names: int = 20_000  # names per throughput measurement (at least two batches of the largest)
     sample_n: int = 10_000  # "time to sample N names"
+    most_likely_ns: tuple[int, ...] = (100, 1_000)  # `--most-likely -n N`
     filter_ns: tuple[int, ...] = (10_000, 100_000)  # N for the --unique --novel cost ratio
     checkpoint_epochs: int = 3
     memory_train_steps: int = 200
@@ -111,6 +113,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         layer_iters=3,
         sample_min_names=0,  # one batch per batch size
         sample_n=1_000,
+        most_likely_ns=(10,),
         filter_ns=(1_000,),
         checkpoint_epochs=1,
         memory_train_steps=10,
@@ -489,12 +492,24 @@ def benchmark_sampling(checkpoint: Path, settings: Settings, device: torch.devic
         plain, _ = seconds(n)
         strict, found = seconds(n, unique=True, novel=True)
         filtered.append({"n": n, "plain_s": plain, "unique_novel_s": strict, "ratio": strict / plain, "found": found})
+    log(f"sampling: {settings.sample_n:,} names with --min-length 6 --max-length 12 ...")
+    t_lengths, _ = seconds(settings.sample_n, min_length=6, max_length=12)
+    drawn = generator.sample(settings.sample_n, seed=0)
+    in_range = sum(6 <= len(name) <= 12 for name in drawn) / len(drawn)
+    most_likely = []
+    for n in settings.most_likely_ns:
+        log(f"sampling: the {n:,} most likely names ...")
+        times = [timed(functools.partial(generator.most_likely, n), device) for _ in range(settings.repeats)]
+        most_likely.append({"n": n, "seconds": median(times)})
     return {
         "throughput": throughput,
         "default_batch_size": DEFAULT_BATCH_SIZE,
         "sample_n": settings.sample_n,
         "sample_n_seconds": t_default,
         "unique_novel": filtered,
+        "lengths_6_12_seconds": t_lengths,
+        "plain_share_in_6_12": in_range,
+        "most_likely": most_likely,
     }
 
 
@@ -522,6 +537,24 @@ def print_sampling(results: dict, source: str) -> None:
             for r in results["unique_novel"]
         ],
         [f"default batch size {results['default_batch_size']:,}; ratio = unique+novel time / plain time"],
+    )
+    ratio = results["lengths_6_12_seconds"] / results["sample_n_seconds"]
+    print_table(
+        "Sampling: a length range and the most likely names",
+        ["measure", "N", "seconds", "note"],
+        [
+            [
+                "--min-length 6 --max-length 12",
+                fmt_int(results["sample_n"]),
+                fmt_float(results["lengths_6_12_seconds"], 3),
+                f"{ratio:.2f}x plain; {results['plain_share_in_6_12']:.0%} of plain samples are 6-12 long",
+            ]
+        ]
+        + [
+            ["--most-likely", fmt_int(r["n"]), fmt_float(r["seconds"], 3), "exact best-first search"]
+            for r in results["most_likely"]
+        ],
+        ["lengths: names that run past 12 characters are drawn in full and dropped; the end is masked below 6"],
     )
 
 

@@ -25,6 +25,8 @@ _EXPORTS = {
     "Checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "Generator": "sample",
+    "ScoredName": "sample",
+    "NotEnoughNames": "sample",
     "resolve_device": "device",
     "Run": "run",
 }

@@ -211,16 +211,33 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
     return reason, received[0] if received else 0
 
 
+class _Shard(click.ParamType):
+    """K/M: shard K (counting from 0) of M."""
+
+    name = "K/M"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        k, slash, m = str(value).partition("/")
+        if not (slash and k.strip().isdigit() and m.strip().isdigit()):
+            self.fail(f"{value!r} is not of the form K/M, e.g. 0/4", param, ctx)
+        k, m = int(k), int(m)
+        if not 0 <= k < m:
+            self.fail(f"{value!r} needs 0 <= K < M", param, ctx)
+        return k, m
+
+
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=10, show_default=True, help="How many names.")
 @click.option(
     "-t",
     "--temperature",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, 100),
     default=1.0,
     show_default=True,
-    help="Sampling temperature; 0 is greedy (always the likeliest character).",
+    help="Sampling temperature, 0 to 100; 0 is greedy (always the likeliest character).",
 )
 @click.option("--top-k", type=click.IntRange(min=1), help="Sample only among the K likeliest characters.")
 @click.option(
@@ -230,17 +247,19 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
 )
 @click.option("--prefix", default="", help="Every name starts with this text.")
 @click.option(
-    "--min-length", type=click.IntRange(min=0), help="Shortest name in characters, prefix included [default: 1]."
+    "--min-length", type=click.IntRange(min=1), default=1, show_default=True, help="Shortest name, prefix included."
 )
 @click.option(
     "--max-length",
     type=click.IntRange(min=1),
-    help="Longest name in characters, prefix included [default: twice the longest training name].",
+    help="Longest name, prefix included [default: twice the longest training name]; longer ones are dropped.",
 )
 @click.option("--unique", is_flag=True, help="No name twice.")
-@click.option("--novel", is_flag=True, help="No name from the training data.")
+@click.option("--novel", is_flag=True, help="No name from the names file the model learned from.")
 @click.option("--exclude", type=click.Path(), help="No name listed in this file.")
-@click.option("--seed", type=int, help="Random seed: the same seed gives the same names.")
+@click.option("--seed", type=int, help="Random seed (any integer, taken modulo 2^64): the same seed, the same names.")
+@click.option("--shard", type=_Shard(), help="Write only shard K of M of the seed's stream (needs --seed).")
+@click.option("--most-likely", is_flag=True, help="The N names the model finds likeliest, likeliest first.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Names generated per batch."
 )
@@ -269,6 +288,8 @@ def sample(
     novel,
     exclude,
     seed,
+    shard,
+    most_likely,
     batch_size,
     device,
     fmt,
@@ -277,18 +298,28 @@ def sample(
     """Write new names from a trained model.
 
     CHECKPOINT is a .pt file or a run directory (its best.pt) [default: checkpoints/default].
-    Exits with status 3 when --unique/--novel/--exclude leave fewer than N names.
+    Exits with status 3 when the filters leave fewer than N names.
 
     \b
     Examples:
       dinogen sample -n 20 --temperature 0.8
       dinogen sample checkpoints/lstm --prefix tyr --top-k 5
       dinogen sample -n 100000 --unique --novel --format jsonl -o names.jsonl
+      dinogen sample -n 1000000 --seed 7 --shard 0/2 -o part0.txt   # and --shard 1/2 elsewhere
+      dinogen sample --most-likely -n 20 --novel
     """
     from dinogen.data import read_names
     from dinogen.output import atomic_text_file, write_names
     from dinogen.sample import NotEnoughNames
 
+    if shard and seed is None:
+        raise click.UsageError("--shard needs --seed, so that every shard draws from the same stream")
+    if most_likely:
+        context = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "shard")
+                 if context.get_parameter_source(name).name != "DEFAULT"]  # fmt: skip
+        if given:
+            raise click.UsageError(f"--most-likely ranks names by the model's own probability; drop {', '.join(given)}")
     generator = _generator(checkpoint, device)
     excluded = read_names(exclude, lowercase=generator.lowercase) if exclude else ()
     records = generator.iter_sample(
@@ -304,6 +335,8 @@ def sample(
         exclude=excluded,
         seed=seed,
         batch_size=batch_size,
+        shard=shard,
+        most_likely=most_likely,
     )
     shortfall = None
     with atomic_text_file(output) if output else nullcontext(sys.stdout) as file:
@@ -341,15 +374,12 @@ def score(args, names_file, fmt, sort, device) -> None:
     if args and (args[0].endswith(".pt") or Path(args[0]).is_dir()):
         checkpoint, args = args[0], args[1:]
     generator = _generator(checkpoint, device)
-    lowercase = generator.lowercase
-    names = [name.lower() if lowercase else name for name in args]
+    names = list(args)
     if names_file:
-        names += read_names(names_file, lowercase=lowercase)
+        names += read_names(names_file, lowercase=generator.lowercase)
     if not names:
         raise click.UsageError("give names to score as arguments or with --file")
-    scores = generator.score(names)
-    if sort:
-        scores.sort(key=lambda s: s.nll_per_char)
+    scores = generator.score(names, sort=sort)
     if fmt == "text":
         for s in scores:
             click.echo(f"{s.nll_per_char:.4f}\t{s.log_prob:.4f}\t{s.name}")
@@ -383,10 +413,9 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
       dinogen evaluate
       dinogen evaluate checkpoints/lstm --data test_names.txt --format json
     """
-    import json
-
     from dinogen.data import read_names
     from dinogen.evaluate import evaluate as run_evaluation
+    from dinogen.output import to_json
     from dinogen.sample import Generator
 
     loaded, target = _checkpoint(checkpoint, device)
@@ -394,7 +423,7 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
     names = read_names(data, lowercase=loaded.config.data.lowercase) if data else loaded.val_names
     report = run_evaluation(generator, names, samples=samples, seed=seed)
     if fmt == "json":
-        click.echo(json.dumps(report.to_dict()))
+        click.echo(to_json(report.to_dict()))
         return
     source = data or "validation names"
     click.echo(f"loss          {report.loss:.4f} nats/char, {report.bits_per_char:.4f} bits/char")
@@ -417,14 +446,13 @@ def info(checkpoint, fmt) -> None:
       dinogen info
       dinogen info checkpoints/lstm/last.pt --format json
     """
-    import json
-
     from dinogen.checkpoint import resolve_checkpoint_path
+    from dinogen.output import to_json
 
     loaded, _ = _checkpoint(checkpoint, "cpu")
     summary = {"checkpoint": str(resolve_checkpoint_path(_checkpoint_path(checkpoint))), **loaded.summary()}
     if fmt == "json":
-        click.echo(json.dumps(summary))
+        click.echo(to_json(summary))
         return
     width = max(map(len, summary))
     for key, value in summary.items():

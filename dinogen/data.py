@@ -63,11 +63,19 @@ def read_names(
     return names
 
 
+def normalize_name(text: str, lowercase: bool = True) -> str:
+    """The one form of a name: whitespace stripped, inner runs of it one space, NFC, case folded if `lowercase`.
+
+    Names read from a file, generated names, prefixes, filters and scored names all go through it,
+    so that two spellings of one name are always the same name.
+    """
+    name = unicodedata.normalize("NFC", " ".join(text.split()))
+    return unicodedata.normalize("NFC", name.lower()) if lowercase else name
+
+
 def parse_names(text: str, lowercase: bool = True) -> list[str]:
     """Clean the lines of `text` into a list of distinct names, keeping first occurrences."""
-    names = (unicodedata.normalize("NFC", line.strip()) for line in text.splitlines())
-    if lowercase:
-        names = (name.lower() for name in names)
+    names = (normalize_name(line, lowercase) for line in text.splitlines())
     return list(dict.fromkeys(name for name in names if name))
 
 

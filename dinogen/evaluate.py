@@ -20,7 +20,7 @@ class Report:
     names: int  # names the loss was measured on
     chars: int  # predicted positions (characters plus one end per name)
     samples: int  # names sampled for the figures below
-    novelty: float  # share of samples that are not training names
+    novelty: float  # share of samples that are not among the names the model learned from (training and validation)
     uniqueness: float  # share of samples that are distinct
     sample_mean_length: float
     train_mean_length: float
@@ -49,7 +49,7 @@ def evaluate(generator: Generator, names: Sequence[str], samples: int = 1000, se
         names=len(data),
         chars=data.num_chars,
         samples=len(drawn),
-        novelty=sum(name not in train for name in drawn) / len(drawn),
+        novelty=sum(name not in generator.known_names for name in drawn) / len(drawn),
         uniqueness=len(set(drawn)) / len(drawn),
         sample_mean_length=sum(map(len, drawn)) / len(drawn),
         train_mean_length=sum(map(len, train)) / max(len(train), 1),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -26,11 +27,26 @@ def write_names(records: Iterable[ScoredName], file: IO[str], fmt: str = "text")
         if fmt == "text":
             file.write(record.name + "\n")
         elif fmt == "jsonl":
-            file.write(json.dumps(record.to_dict()) + "\n")
+            file.write(to_json(record.to_dict()) + "\n")
         else:
             writer.writerow(record.to_dict())
         count += 1
     return count
+
+
+def to_json(value) -> str:
+    """Strict JSON: an infinite or NaN number (an impossible name's log_prob) becomes null."""
+    return json.dumps(_finite_or_none(value), allow_nan=False)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 @contextmanager

@@ -1,6 +1,14 @@
-"""Batched generation and scoring of names from a trained CharRNN."""
+"""Batched generation and scoring of names from a trained CharRNN.
 
+Sampling is a reproducible stream: name i of the stream is drawn with random numbers that depend only on
+the seed, i and the step (`streams.py`), so the batch size, `-n` and sharding never change name i.
+"""
+
+import heapq
+import itertools
 import math
+import secrets
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,12 +18,17 @@ from torch import nn
 
 from dinogen.checkpoint import Checkpoint, load_checkpoint
 from dinogen.config import require
-from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab
+from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_name
 from dinogen.device import resolve_device
 from dinogen.errors import ConfigError, DinogenError
 from dinogen.model import CharRNN, State
+from dinogen.streams import RowStreams
 
 DEFAULT_BATCH_SIZE = 4096
+MAX_TEMPERATURE = 100.0  # above it every allowed character is about equally likely
+# Filters stop asking for names after this many samples in a row passed none (e.g. --unique at temperature 0).
+STALL_SAMPLES = 40_960
+MOST_LIKELY_BATCH = 512  # prefixes expanded together by the best-first search
 
 
 @dataclass(slots=True)
@@ -23,7 +36,7 @@ class ScoredName:
     """A name with the model's opinion of it."""
 
     name: str
-    log_prob: float  # total log-probability of the name, end token included (nats); -inf if impossible
+    log_prob: float  # total log-probability of the whole name, end token included (nats); -inf if impossible
     nll_per_char: float  # -log_prob / (length + 1): mean loss per predicted position
     length: int  # characters in the name
 
@@ -36,9 +49,10 @@ class NotEnoughNames(DinogenError):
 
     exit_code = 3
 
-    def __init__(self, message: str, found: int):
+    def __init__(self, message: str, names: Sequence[str] = (), found: int | None = None):
         super().__init__(message)
-        self.found = found
+        self.names = list(names)  # the names found (`Generator.sample`); `iter_sample` yielded them already
+        self.found = len(self.names) if found is None else found
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,11 @@ class _Controls:
 
 
 class Generator:
-    """Samples names from a CharRNN as one batch on its device, carrying the recurrent state step to step."""
+    """Samples names from a CharRNN as one batch on its device, carrying the recurrent state step to step.
+
+    Every name that comes in (prefix, exclude, score) or goes out is in the form `data.normalize_name`
+    gives it: the form of the training names.
+    """
 
     def __init__(
         self,
@@ -61,13 +79,16 @@ class Generator:
         train_names: Iterable[str] = (),
         device: torch.device | str = "cpu",
         lowercase: bool = True,
+        val_names: Iterable[str] = (),
     ):
         self.device = torch.device(device)
-        self.lowercase = lowercase  # whether the training names were lowercased (score folds input the same way)
+        self.lowercase = lowercase  # whether the training names were lowercased (every input is folded the same way)
         self.model = model.to(self.device).eval()
         self.vocab = vocab
         self.train_names = frozenset(train_names)
-        self.default_max_length = 2 * max(map(len, self.train_names), default=16)
+        self.known_names = self.train_names | frozenset(val_names)  # the names file the model learned from
+        self.default_max_length = 2 * max(map(len, self.known_names), default=16)
+        self._rules = _CharacterRules(vocab, lowercase, self.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Generator":
@@ -79,11 +100,21 @@ class Generator:
     def from_loaded(cls, checkpoint: Checkpoint, device: torch.device) -> "Generator":
         """A generator for a checkpoint already in memory."""
         model = checkpoint.build_model(device)
-        return cls(model, checkpoint.vocab, checkpoint.train_names, device, checkpoint.config.data.lowercase)
+        lowercase = checkpoint.config.data.lowercase
+        return cls(model, checkpoint.vocab, checkpoint.train_names, device, lowercase, checkpoint.val_names)
+
+    def normalize(self, name: str) -> str:
+        """`name` in the form of the training names (see `data.normalize_name`)."""
+        return normalize_name(name, self.lowercase)
 
     def sample(self, n: int, **options) -> list[str]:
-        """`n` names as strings; see `iter_sample` for the options."""
-        return [scored.name for scored in self.iter_sample(n, **options)]
+        """`n` names as strings; see `iter_sample` for the options. NotEnoughNames carries the names found."""
+        names: list[str] = []
+        try:
+            names.extend(scored.name for scored in self.iter_sample(n, **options))
+        except NotEnoughNames as err:
+            raise NotEnoughNames(str(err), names) from None
+        return names
 
     def iter_sample(
         self,
@@ -93,148 +124,381 @@ class Generator:
         top_k: int | None = None,
         top_p: float | None = None,
         prefix: str = "",
-        min_length: int | None = None,
+        min_length: int = 1,
         max_length: int | None = None,
         unique: bool = False,
         novel: bool = False,
         exclude: Iterable[str] = (),
         seed: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        shard: tuple[int, int] | None = None,
+        most_likely: bool = False,
         max_attempts: int | None = None,
     ) -> Iterator[ScoredName]:
-        """Yield `n` scored names, batch by batch, keeping only those that pass the filters.
+        """Yield `n` scored names of the seed's stream that pass the filters, in stream order.
 
         temperature 0 is greedy decoding; top_k and top_p restrict sampling to the likeliest characters.
-        With unique/novel/exclude, sampling goes on until `n` names pass or `max_attempts` samples
-        (default: max(20 n, 10 batches)) were drawn; then NotEnoughNames is raised after the last name.
+        Names whose natural length is outside [min_length, max_length] are not kept (the end is masked
+        below min_length; a name that runs past max_length is dropped, never cut). novel leaves out the
+        names the model learned from (training and validation), exclude any others, unique repeats.
+        shard=(k, m) keeps only stream names i with i % m == k, and yields this shard's share of n.
+        Sampling stops after max_attempts samples (default max(20 n, 40,960)) or 40,960 samples in a
+        row that gave no name; NotEnoughNames is raised after the last name found.
+        most_likely=True yields the n likeliest names instead (see `most_likely`).
         """
-        require(n >= 1, "n", "must be at least 1", n)
-        require(batch_size >= 1, "batch_size", "must be at least 1", batch_size)
+        require(isinstance(n, int) and n >= 1, "n", "must be at least 1", n)
         controls = self._controls(temperature, top_k, top_p, prefix, min_length, max_length)
-        rejected = set(exclude)
-        excluding = bool(rejected)
-        if novel:
-            rejected |= self.train_names
-        filtering = unique or bool(rejected)
-        if max_attempts is None:
-            max_attempts = max(20 * n, 10 * batch_size) if filtering else n
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(self.device).manual_seed(seed)
-        found = attempts = 0
-        while found < n and attempts < max_attempts:
-            wanted = n - found
-            size = min(batch_size, max(256, 2 * wanted) if filtering else wanted, max_attempts - attempts)
-            attempts += size
-            for scored in self._generate_batch(size, controls, generator):
-                if scored.name in rejected:
-                    continue
-                if unique:
-                    rejected.add(scored.name)
-                yield scored
-                found += 1
-                if found == n:
-                    return
+        rejected = self._rejected(novel, exclude)
+        if most_likely:
+            _refuse_with_most_likely(temperature=temperature != 1, top_k=top_k, top_p=top_p, shard=shard)
+            yield from self._most_likely(n, controls, rejected)
+            return
+        require(batch_size >= 1, "batch_size", "must be at least 1", batch_size)
+        first, step = parse_shard(shard)
+        wanted = len(range(first, n, step))  # this shard's share of the n names
+        if wanted == 0:
+            return
+        streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
+        max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
+        # Greedy decoding draws the same name every time: once one is rejected, all the others would be.
+        stall = 1 if controls.temperature == 0 or controls.top_k == 1 else STALL_SAMPLES
+        found = attempts = since_found = too_long = 0
+        while attempts < max_attempts and since_found < stall:
+            # The first batch is what is missing; later ones grow, as the filters evidently reject names.
+            missing = wanted - found
+            size = min(
+                batch_size, max_attempts - attempts, missing if attempts == 0 else max(256, 2 * missing, attempts)
+            )
+            for scored in self._generate_batch(streams, attempts, size, controls):
+                attempts += 1
+                if scored is not None and scored.name not in rejected:
+                    if unique:
+                        rejected.add(scored.name)
+                    yield scored
+                    found, since_found = found + 1, 0
+                    if found == wanted:
+                        return
+                else:
+                    since_found += 1
+                    too_long += scored is None
+                if since_found >= stall or attempts >= max_attempts:
+                    break
         raise NotEnoughNames(
-            f"found only {found} of {n} names after {attempts} samples: the filters "
-            f"({', '.join(_filter_names(unique, novel, excluding))}) rejected the rest; "
+            f"found only {found} of {wanted} names after {attempts} samples: "
+            f"{self._rejections(attempts - found - too_long, too_long, unique, novel, bool(exclude), controls)}; "
             "try a higher temperature, a larger model, or fewer names",
-            found,
+            found=found,
         )
 
+    def _rejections(self, filtered: int, too_long: int, unique: bool, novel: bool, excluding: bool, controls) -> str:
+        """What rejected the samples that were not kept, for the shortfall message."""
+        named = [name for name, on in (("unique", unique), ("novel", novel), ("exclude", excluding)) if on]
+        reasons = [f"the filters ({', '.join(named)}) rejected {filtered:,}"] if filtered else []
+        if too_long:
+            form = " or were not in normal form" if self._rules.may_denormalize else ""
+            reasons.append(f"{too_long:,} ran past max_length ({controls.max_length}){form}")
+        return " and ".join(reasons)
+
+    def most_likely(
+        self,
+        n: int,
+        *,
+        prefix: str = "",
+        min_length: int = 1,
+        max_length: int | None = None,
+        novel: bool = False,
+        exclude: Iterable[str] = (),
+    ) -> list[ScoredName]:
+        """The `n` names of highest model probability, likeliest first: an exact best-first search.
+
+        Prefixes are expanded in order of probability; a name is final when no open prefix is likelier,
+        since extending a prefix can only lower its probability. Fewer names come back only when the
+        length range, prefix and filters allow fewer.
+        """
+        require(isinstance(n, int) and n >= 1, "n", "must be at least 1", n)
+        controls = self._controls(1.0, None, None, prefix, min_length, max_length)
+        return list(self._most_likely(n, controls, self._rejected(novel, exclude)))
+
+    def _rejected(self, novel: bool, exclude: Iterable[str]) -> set[str]:
+        """The normalised names no output may be: the known names (novel) and the excluded ones."""
+        if isinstance(exclude, str):
+            raise TypeError("exclude must be a collection of names, not a single string")
+        rejected = {self.normalize(name) for name in exclude}
+        return rejected | self.known_names if novel else rejected
+
     def _controls(self, temperature, top_k, top_p, prefix, min_length, max_length) -> _Controls:
-        require(temperature >= 0, "temperature", "must be 0 (greedy) or more", temperature)
+        require(0 <= temperature <= MAX_TEMPERATURE, "temperature", f"must be in [0, {MAX_TEMPERATURE:g}]", temperature)
         require(top_k is None or top_k >= 1, "top_k", "must be at least 1", top_k)
         require(top_p is None or 0 < top_p <= 1, "top_p", "must be in (0, 1]", top_p)
-        if self.lowercase:
-            prefix = prefix.lower()  # the training names were folded the same way
+        prefix = self._normalize_prefix(prefix)
         unknown = self.vocab.unknown(prefix)
         if unknown:
             raise ConfigError(f"prefix {prefix!r} has characters the model never saw: {' '.join(map(repr, unknown))}")
-        min_length = 1 if min_length is None else min_length
         max_length = self.default_max_length if max_length is None else max_length
-        require(min_length >= 0, "min_length", "must be at least 0", min_length)
+        require(min_length >= 1, "min_length", "must be at least 1", min_length)
         require(max_length >= 1, "max_length", "must be at least 1", max_length)
         require(min_length <= max_length, "min_length", f"must not exceed max_length ({max_length})", min_length)
         require(len(prefix) <= max_length, "prefix", f"is longer than max_length ({max_length})", prefix)
         return _Controls(temperature, top_k, top_p, tuple(self.vocab.encode(prefix)), min_length, max_length)
 
-    @torch.inference_mode()
-    def _generate_batch(self, size: int, controls: _Controls, generator: torch.Generator | None) -> list[ScoredName]:
-        prefix = controls.prefix_ids
-        logits, state = None, None
-        for token in (BOUNDARY, *prefix):  # the prefix runs once; afterwards only the state is carried
-            logits, state = self.model.step(torch.full((size,), token, device=self.device), state)  # (B, V)
-        steps = controls.max_length - len(prefix) + 1  # characters still allowed, plus the end
-        chosen = torch.full((size, steps), BOUNDARY, device=self.device)  # (B, S)
-        log_probs = torch.zeros(size, steps, device=self.device)  # (B, S) the model's log-probability of each choice
-        alive = torch.arange(size, device=self.device)  # rows still writing, so finished ones cost nothing
-        for t in range(steps):
-            token = _pick(_length_mask(logits, len(prefix) + t, controls), controls, generator)  # (b,)
-            chosen[alive, t] = token
-            log_probs[alive, t] = logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
-            going = (token != BOUNDARY).nonzero().squeeze(1)  # positions of the rows that go on
-            if not len(going):
-                break
-            alive, state = alive.index_select(0, going), _select(state, going)
-            logits, state = self.model.step(token.index_select(0, going), state)
-        chosen = chosen[:, : t + 1]  # the columns used; the boundary decodes to nothing
-        lengths = (chosen != BOUNDARY).sum(1) + len(prefix)  # (B,)
-        totals = log_probs.sum(1)  # (B,)
-        prefix_text = self.vocab.decode(prefix)
-        names = [prefix_text + self.vocab.decode(row) for row in chosen.tolist()]
-        columns = (names, totals.tolist(), (-totals / (lengths + 1)).tolist(), lengths.tolist())
-        return [ScoredName(*fields) for fields in zip(*columns, strict=True)]
+    def _normalize_prefix(self, prefix: str) -> str:
+        """The start of a normalised name: as a name, but a trailing space (a word to follow) is kept."""
+        if isinstance(prefix, str) and prefix[-1:].isspace() and prefix.strip():
+            return self.normalize(prefix) + " "
+        return self.normalize(prefix)
 
     @torch.inference_mode()
-    def score(self, names: Sequence[str]) -> list[ScoredName]:
-        """The model's log-probability of each name; names with unseen characters get -inf."""
-        known = [name for name in names if not self.vocab.unknown(name)]
+    def _start(self, controls: _Controls) -> tuple[torch.Tensor, State, float]:
+        """Logits and state after the boundary and the prefix (one row), and the prefix's log-probability."""
+        logits, state = self.model.step(torch.full((1,), BOUNDARY, device=self.device))  # (1, V)
+        log_prob = 0.0
+        for token in controls.prefix_ids:
+            log_prob += float(logits.log_softmax(-1)[0, token])
+            logits, state = self.model.step(torch.full((1,), token, device=self.device), state)
+        return logits, state, log_prob
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, streams: "RowStreams", first: int, size: int, controls: _Controls
+    ) -> list[ScoredName | None]:
+        """Stream draws first..first+size-1: a ScoredName each, or None where the name ran past max_length."""
+        start_logits, start_state, prefix_log_prob = self._start(controls)
+        logits, state = start_logits.expand(size, -1), _repeat(start_state, size)
+        keys = streams.keys(first, size)  # (B, 2) the random stream of each row
+        prefix_length = len(controls.prefix_ids)
+        steps = controls.max_length - prefix_length + 1  # characters still allowed, plus the end
+        chosen = torch.full((size, steps), BOUNDARY, device=self.device)  # (B, S)
+        log_probs = torch.zeros(size, steps, device=self.device)  # (B, S) the model's log-probability of each choice
+        ended = torch.zeros(size, dtype=torch.bool, device=self.device)  # (B,) rows that chose the end
+        alive = torch.arange(size, device=self.device)  # rows still writing, so finished ones cost nothing
+        last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=self.device)
+        for t in range(steps):
+            allowed = self._rules.mask(logits, prefix_length + t, last, controls.min_length)
+            token = _pick(allowed, controls, streams.uniform(keys, t))  # (b,)
+            chosen[alive, t] = token
+            log_probs[alive, t] = logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+            done = token == BOUNDARY
+            ended[alive[done]] = True
+            going = (~done).nonzero().squeeze(1)  # positions of the rows that go on
+            if not len(going) or t == steps - 1:
+                break  # rows still going at the last step ran past max_length
+            alive, keys, last = alive[going], keys[going], token[going]
+            logits, state = self.model.step(last, _select(state, going))
+        lengths = (chosen != BOUNDARY).sum(1) + prefix_length  # (B,)
+        totals = log_probs.sum(1) + prefix_log_prob  # (B,) the whole name's log-probability
+        prefix_text = self.vocab.decode(controls.prefix_ids)
+        columns = zip(
+            ended.tolist(),
+            chosen[:, : t + 1].tolist(),  # the columns used; the boundary decodes to nothing
+            totals.tolist(),
+            lengths.tolist(),
+            strict=True,
+        )
+        return [
+            self._scored(prefix_text + self.vocab.decode(row), total, length) if kept else None
+            for kept, row, total, length in columns
+        ]
+
+    def _scored(self, name: str, log_prob: float, length: int) -> ScoredName | None:
+        """The ScoredName of a generated name, or None in the rare case normalising would change it."""
+        if self._rules.may_denormalize and self.normalize(name) != name:
+            return None  # e.g. a letter and a combining mark that NFC would merge
+        return ScoredName(name, log_prob, -log_prob / (length + 1), length)
+
+    @torch.inference_mode()
+    def _most_likely(self, n: int, controls: _Controls, rejected: set[str]) -> Iterator[ScoredName]:
+        """Best-first search over the tree of prefixes; yields names likeliest first (see `most_likely`)."""
+        yield from _BestFirst(self, controls, rejected, n).run()
+
+    @torch.inference_mode()
+    def score(self, names: Sequence[str], *, sort: bool = False) -> list[ScoredName]:
+        """The model's log-probability of each name, normalised first; names with unseen characters get -inf.
+
+        sort=True puts the likeliest (lowest loss per character) first.
+        """
+        if isinstance(names, str):
+            raise TypeError("score takes a list of names, not a single string: score([name])")
+        normalized = [self.normalize(name) for name in names]
+        blank = next((i for i, name in enumerate(normalized) if not name), None)
+        if blank is not None:
+            raise ConfigError(f"name {blank + 1} to score is blank")
+        known = list(dict.fromkeys(name for name in normalized if not self.vocab.unknown(name)))
         totals: dict[str, float] = {}
         if known:
             data = EncodedNames(known, self.vocab, self.device)
-            logits, _ = self.model(data.inputs)  # (N, T, V)
-            losses = nn.functional.cross_entropy(
-                logits.transpose(1, 2), data.targets, ignore_index=IGNORE_INDEX, reduction="none"
-            )  # (N, T), zero at padding
-            totals = dict(zip(known, (-losses.sum(1)).tolist(), strict=True))
+            for rows in data.batch_plan(DEFAULT_BATCH_SIZE):
+                inputs, targets = data.batch(rows)
+                logits, _ = self.model(inputs)  # (b, T, V)
+                losses = nn.functional.cross_entropy(
+                    logits.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
+                )  # (b, T), zero at padding
+                totals.update(zip((known[i] for i in rows.tolist()), (-losses.sum(1)).tolist(), strict=True))
         results = []
-        for name in names:
+        for name in normalized:
             total = totals.get(name, -math.inf)
             results.append(ScoredName(name, total, -total / (len(name) + 1), len(name)))
+        if sort:
+            results.sort(key=lambda scored: scored.nll_per_char)
         return results
 
 
-def _length_mask(logits: torch.Tensor, length: int, controls: _Controls) -> torch.Tensor:
-    """Forbid the end before min_length and everything but the end at max_length."""
-    if length < controls.min_length:
-        logits = logits.clone()
-        logits[:, BOUNDARY] = -math.inf
-    elif length >= controls.max_length:
-        forced = torch.full_like(logits, -math.inf)
-        forced[:, BOUNDARY] = 0.0
-        return forced
-    return logits
+class _CharacterRules:
+    """What may come next in a normalised name: no space first, after a space or before the end.
+
+    Characters that normalisation never leaves in a name (other whitespace, capitals when names are
+    lowercased) are never drawn. Without a space in the vocabulary all of this costs one mask at the start.
+    """
+
+    def __init__(self, vocab: Vocab, lowercase: bool, device: torch.device):
+        is_space = [False] + [char == " " for char in vocab.chars]
+        never = [False] + [char != " " and normalize_name(char, lowercase) != char for char in vocab.chars]
+        self.space = torch.tensor(is_space, device=device)  # (V,)
+        self.never = torch.tensor(never, device=device)  # (V,)
+        self.end = torch.arange(len(vocab), device=device) == BOUNDARY  # (V,)
+        self.has_space, self.has_never = any(is_space), any(never)
+        # NFC may merge a character with a combining mark after it: only then is a drawn name checked.
+        self.may_denormalize = any(unicodedata.combining(char) for char in vocab.chars)
+
+    def mask(self, logits: torch.Tensor, lengths: int | torch.Tensor, last: torch.Tensor, min_length: int):
+        """`logits` (b, V) with -inf where a name of `lengths` characters ending in token `last` (b,) cannot go."""
+        if isinstance(lengths, int) and lengths >= max(min_length, 1) and not (self.has_space or self.has_never):
+            return logits  # the common case: nothing is forbidden
+        lengths = torch.as_tensor(lengths, device=logits.device).reshape(-1, 1)  # (b, 1) or (1, 1)
+        forbidden = self.never | ((lengths < min_length) & self.end) | ((lengths == 0) & self.space)
+        if self.has_space:
+            forbidden = forbidden | (self.space[last][:, None] & (self.space | self.end))  # (b, V)
+        return logits.masked_fill(forbidden, -math.inf)
 
 
-def _pick(logits: torch.Tensor, controls: _Controls, generator: torch.Generator | None) -> torch.Tensor:
-    """Next token per row: argmax at temperature 0, else a draw from the (top-k/top-p) tempered distribution."""
+class _BestFirst:
+    """Exact search for the likeliest names: a priority queue of open prefixes, expanded in batches.
+
+    A node is a prefix the model has read (its state is kept). A queue entry (-log_prob, order, node,
+    token) is the node's text followed by `token`; the end token makes it a finished name. Finished
+    names leave the queue likeliest first. Entries that cannot beat the n-th likeliest finished name
+    already seen are never queued, which keeps the queue small.
+    """
+
+    def __init__(self, generator: Generator, controls: _Controls, rejected: set[str], n: int):
+        self.generator, self.controls, self.rejected, self.n = generator, controls, rejected, n
+        self.parents: list[int] = []  # node -> parent node (-1: the root, which is the prefix)
+        self.tokens: list[int] = []  # node -> its last token
+        self.lengths: list[int] = []  # node -> characters, prefix included
+        self.states: list[tuple[State, int]] = []  # node -> (a batch of states, its row)
+        self.queue: list[tuple[float, int, int, int]] = []
+        self.order = itertools.count()  # ties go first-come, so the search is deterministic
+        self.best_finished: list[float] = []  # min-heap of the n best finished log-probabilities seen
+        self.prefix_text = generator.vocab.decode(controls.prefix_ids)
+
+    def run(self) -> Iterator[ScoredName]:
+        logits, state, prefix_log_prob = self.generator._start(self.controls)
+        root_token = self.controls.prefix_ids[-1] if self.controls.prefix_ids else BOUNDARY
+        self._add_nodes([-1], [root_token], [len(self.controls.prefix_ids)], [prefix_log_prob], logits, state)
+        emitted = 0
+        while self.queue:
+            while self.queue and self.queue[0][3] == BOUNDARY:  # finished, and nothing open is likelier
+                negative, _, node, _ = heapq.heappop(self.queue)
+                name = self._text(node)
+                scored = self.generator._scored(name, -negative, len(name))
+                if scored is not None and name not in self.rejected:
+                    yield scored
+                    emitted += 1
+                    if emitted == self.n:
+                        return
+            self._expand(self._pop_open())
+
+    def _pop_open(self) -> list[tuple[float, int, int, int]]:
+        """The likeliest open entries (up to a batch); finished names passed over go back in the queue."""
+        taken, finished = [], []
+        while self.queue and len(taken) < MOST_LIKELY_BATCH:
+            entry = heapq.heappop(self.queue)
+            (finished if entry[3] == BOUNDARY else taken).append(entry)
+        for entry in finished:
+            heapq.heappush(self.queue, entry)
+        return taken
+
+    def _expand(self, entries: list[tuple[float, int, int, int]]) -> None:
+        """Step the model once for all entries together; each becomes a node."""
+        if not entries:
+            return
+        parents = [node for _, _, node, _ in entries]
+        tokens = [token for _, _, _, token in entries]
+        state = _gather([self.states[node] for node in parents])
+        logits, state = self.generator.model.step(torch.tensor(tokens, device=self.generator.device), state)
+        lengths = [self.lengths[node] + 1 for node in parents]
+        self._add_nodes(parents, tokens, lengths, [-negative for negative, *_ in entries], logits, state)
+
+    def _add_nodes(self, parents, tokens, lengths, log_probs, logits: torch.Tensor, state: State) -> None:
+        """Record new nodes and queue their allowed children with their whole log-probability."""
+        device = self.generator.device
+        first = len(self.parents)
+        for row, node_fields in enumerate(zip(parents, tokens, lengths, strict=True)):
+            for column, value in zip((self.parents, self.tokens, self.lengths), node_fields, strict=True):
+                column.append(value)
+            self.states.append((state, row))
+        length_tensor = torch.tensor(lengths, device=device)
+        allowed = self.generator._rules.mask(
+            logits, length_tensor, torch.tensor(tokens, device=device), self.controls.min_length
+        )
+        at_max = (length_tensor >= self.controls.max_length)[:, None]  # names never run past max_length
+        allowed = allowed.masked_fill(at_max & (torch.arange(logits.shape[1], device=device) != BOUNDARY), -math.inf)
+        # The model's own probabilities: the masks choose which names exist, they do not reweigh them.
+        children = torch.tensor(log_probs, device=device)[:, None] + logits.log_softmax(-1)  # (E, V)
+        children = children.masked_fill(allowed == -math.inf, -math.inf)
+        threshold = self.best_finished[0] if len(self.best_finished) == self.n else -math.inf
+        rows, columns = (children > threshold).nonzero(as_tuple=True)
+        for row, column, value in zip(rows.tolist(), columns.tolist(), children[rows, columns].tolist(), strict=True):
+            if column == BOUNDARY:
+                self._note_finished(value, first + row)
+            heapq.heappush(self.queue, (-value, next(self.order), first + row, column))
+
+    def _note_finished(self, log_prob: float, node: int) -> None:
+        """Keep the n best finished log-probabilities seen; names the filters reject do not count."""
+        if self._text(node) in self.rejected:
+            return
+        if len(self.best_finished) < self.n:
+            heapq.heappush(self.best_finished, log_prob)
+        elif log_prob > self.best_finished[0]:
+            heapq.heapreplace(self.best_finished, log_prob)
+
+    def _text(self, node: int) -> str:
+        """The name a node spells, prefix included."""
+        tokens = []
+        while self.parents[node] >= 0:
+            tokens.append(self.tokens[node])
+            node = self.parents[node]
+        return self.prefix_text + self.generator.vocab.decode(tokens[::-1])
+
+
+def _pick(logits: torch.Tensor, controls: _Controls, uniform: torch.Tensor) -> torch.Tensor:
+    """Next token per row: argmax at temperature 0, else a draw from the (top-k/top-p) tempered distribution.
+
+    The draw inverts the cumulative distribution at the row's own uniform number `uniform` (b,), so a
+    row's choice depends on its random stream alone, not on the other rows of the batch.
+    """
     if controls.temperature == 0:
         return logits.argmax(-1)
+    scaled = logits - logits.max(-1, keepdim=True).values  # the likeliest at 0: no overflow at tiny temperatures
     if controls.temperature != 1:
-        logits = logits / controls.temperature
-    if controls.top_k is not None and controls.top_k < logits.size(-1):
-        kth = logits.topk(controls.top_k, dim=-1).values[:, -1:]  # (b, 1)
-        logits = logits.masked_fill(logits < kth, -math.inf)
+        scaled = scaled / controls.temperature
+    if controls.top_k is not None and controls.top_k < scaled.size(-1):
+        kth = scaled.topk(controls.top_k, dim=-1).values[:, -1:]  # (b, 1)
+        scaled = scaled.masked_fill(scaled < kth, -math.inf)
     if controls.top_p is not None and controls.top_p < 1:
-        ordered, order = logits.sort(dim=-1, descending=True)
+        ordered, order = scaled.sort(dim=-1, descending=True)
         probs = ordered.softmax(-1)
         outside = probs.cumsum(-1) - probs > controls.top_p  # the smallest set reaching top_p is kept
-        logits = logits.scatter(-1, order, ordered.masked_fill(outside, -math.inf))
-    # A draw from softmax(logits): the argmax of p_i / E_i with E_i = -log(U_i) ~ Exponential(1) (the
-    # Gumbel-max trick in another form); exact, and several times faster than torch.multinomial here.
-    noise = torch.rand(logits.shape, generator=generator, device=logits.device).log_().neg_()
-    return (logits.softmax(-1) / noise).argmax(-1)
+        scaled = scaled.scatter(-1, order, ordered.masked_fill(outside, -math.inf))
+    cumulative = scaled.exp().double().cumsum(-1)  # (b, V) unnormalised; float64 keeps it exact enough
+    target = uniform * cumulative[:, -1]  # (b,) strictly below the total, as uniform < 1
+    return (cumulative <= target[:, None]).sum(-1)  # the first token whose cumulative weight passes the target
+
+
+def _repeat(state: State, size: int) -> State:
+    """A one-row state repeated for `size` rows."""
+    if isinstance(state, tuple):
+        return tuple(part.expand(-1, size, -1).contiguous() for part in state)
+    return state.expand(-1, size, -1).contiguous()
 
 
 def _select(state: State, rows: torch.Tensor) -> State:
@@ -243,5 +507,25 @@ def _select(state: State, rows: torch.Tensor) -> State:
     return state.index_select(1, rows)  # (layers, b, H)
 
 
-def _filter_names(unique: bool, novel: bool, excluding: bool) -> list[str]:
-    return [name for name, on in (("unique", unique), ("novel", novel), ("exclude", excluding)) if on]
+def _gather(rows: list[tuple[State, int]]) -> State:
+    """One state of the given rows of several state batches."""
+    first = rows[0][0]
+    if isinstance(first, tuple):
+        return tuple(torch.stack([state[part][:, row] for state, row in rows], dim=1) for part in range(len(first)))
+    return torch.stack([state[:, row] for state, row in rows], dim=1)
+
+
+def parse_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
+    """(k, m) checked: 0 <= k < m; None is the whole stream (0, 1)."""
+    if shard is None:
+        return 0, 1
+    k, m = shard
+    require(isinstance(m, int) and m >= 1, "shard", "needs a count M of at least 1 (K/M)", f"{k}/{m}")
+    require(isinstance(k, int) and 0 <= k < m, "shard", f"needs 0 <= K < M ({m}) (K/M)", f"{k}/{m}")
+    return k, m
+
+
+def _refuse_with_most_likely(**options) -> None:
+    given = [name for name, value in options.items() if value not in (None, False)]
+    if given:
+        raise ConfigError(f"most_likely ranks names by the model's own probability; it takes no {', '.join(given)}")

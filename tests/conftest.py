@@ -40,6 +40,25 @@ NAMES = [
 ]
 
 
+# Place names with spaces, apostrophes, hyphens and capitals, some written carelessly: what the
+# sampler must never copy is an edge space or a double space.
+PLACES = [
+    "Glen Ivy", "Mount Vernon", "O'Hare", "St. Albans", "Port Talbot", "Lake Placid", "New Haven",
+    "Glen Ellyn", "Mount Pleasant", "Port Isaac", "  Lake  Tahoe ", "New  Glarus", "D'Arcy", "Fort Worth",
+    "Fort Collins", "Glen Rock", "Mount Airy", "Port Arthur", "Lake Geneva", "New Paltz", "Rock Hill",
+    "Little Rock", "Glen Cove", "Mount Holly", "Port Angeles", "Lake Forest", "New Hope", "Fort Myers",
+    "Grand Forks", "Grand Rapids", "Cedar Falls", "Twin Falls", "Spring Lake", "Bay Harbor", "Sea Cliff",
+    "Ash Grove", "Oak Park", "Elm Grove", "Pine Bluff", "Red Bank", "Stow-on-the-Wold", "L'Anse",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def places_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("places") / "places.txt"
+    path.write_text("\n".join(PLACES) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def names_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "names.txt"
@@ -62,6 +81,8 @@ def tiny_config(names_file, **train) -> Config:
 def trained_run(names_file, tmp_path_factory):
     """A run directory made by `dinogen train` on the tiny config."""
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    result = CliRunner().invoke(main, ["train", "-c", "tiny", "--data", str(names_file), "-o", str(run_dir), "-q"])
+    # 200 steps: enough that the likeliest names end (greedy decoding is a name, not an endless loop)
+    args = ["train", "-c", "tiny", "--data", str(names_file), "-o", str(run_dir), "-q", "--set", "train.max_steps=200"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return run_dir

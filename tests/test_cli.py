@@ -71,8 +71,14 @@ def test_output_file_and_formats(trained_run, tmp_path):
     ("args", "message"),
     [
         (["-n", "0"], "'-n' / '--num': 0 is not in the range x>=1"),
-        (["--temperature", "-1"], "-1.0 is not in the range x>=0"),
+        (["--temperature", "-1"], "-1.0 is not in the range 0<=x<=100"),
+        (["--temperature", "inf"], "inf is not in the range 0<=x<=100"),
         (["--top-p", "0"], "0.0 is not in the range 0<x<=1"),
+        (["--min-length", "0"], "0 is not in the range x>=1"),
+        (["--shard", "1/4"], "--shard needs --seed"),
+        (["--shard", "4/4", "--seed", "0"], "'4/4' needs 0 <= K < M"),
+        (["--shard", "half", "--seed", "0"], "'half' is not of the form K/M"),
+        (["--most-likely", "-t", "0.5"], "ranks names by the model's own probability; drop --temperature"),
     ],
 )
 def test_bad_sample_options_exit_2(trained_run, args, message):
@@ -194,3 +200,30 @@ def test_friendlier_checkpoint_and_resume_messages(trained_run, tmp_path):
     assert info["checkpoint"] == str(trained_run / "best.pt")
     result = invoke("train", "--resume", trained_run)
     assert result.exit_code == 0 and "nothing to do" in result.stderr
+
+
+def test_sample_shards_and_most_likely_on_the_command_line(trained_run):
+    whole = invoke("sample", trained_run, "-n", 9, "--seed", 4).stdout.splitlines()
+    parts = [invoke("sample", trained_run, "-n", 9, "--seed", 4, "--shard", f"{k}/2").stdout.split() for k in (0, 1)]
+    assert parts[0] == whole[0::2] and parts[1] == whole[1::2]
+    result = invoke("sample", trained_run, "--most-likely", "-n", 5, "--format", "jsonl")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0 and len(rows) == 5
+    assert [r["log_prob"] for r in rows] == sorted((r["log_prob"] for r in rows), reverse=True)
+
+
+def test_json_outputs_are_strict(trained_run):
+    def strict(text):
+        return json.loads(text, parse_constant=lambda constant: pytest.fail(f"{constant} is not JSON"))
+
+    result = invoke("score", trained_run, "t-rex!", "rex", "--format", "jsonl")
+    impossible, possible = (strict(line) for line in result.stdout.splitlines())
+    assert impossible["log_prob"] is None and impossible["nll_per_char"] is None and possible["log_prob"] < 0
+    assert strict(invoke("evaluate", trained_run, "--samples", 20, "--format", "json").stdout)["loss"] > 0
+    assert strict(invoke("info", trained_run, "--format", "json").stdout)["step"] > 0
+
+
+def test_score_arguments_are_normalised(trained_run):
+    result = invoke("score", trained_run, " Tyrannosaurus ", "tyrannosaurus")
+    first, second = result.stdout.splitlines()
+    assert result.exit_code == 0 and first == second and first.endswith("\ttyrannosaurus")

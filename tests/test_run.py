@@ -39,8 +39,8 @@ def test_a_resumed_run_ends_bit_for_bit_where_one_run_does(names_file, tmp_path,
 
 
 def test_resume_allows_budget_changes_and_refuses_shape_changes(trained_run):
-    resumed = Run.resume(trained_run, ["train.max_steps=50"])
-    assert resumed.config.train.max_steps == 50 and resumed.trainer.step == 20
+    resumed = Run.resume(trained_run, ["train.max_steps=500"])
+    assert resumed.config.train.max_steps == 500 and resumed.trainer.step == 200
     with pytest.raises(ConfigError, match="model.hidden_size cannot change when resuming"):
         Run.resume(trained_run, ["model.hidden_size=32"])
 
@@ -61,6 +61,6 @@ def test_resuming_an_older_checkpoint_of_a_run_is_refused(trained_run, tmp_path)
     from dinogen.checkpoint import save_checkpoint
 
     save_checkpoint(older, run_dir / "best.pt")
-    with pytest.raises(DinogenError, match="is at step 10 but .*last.pt is at step 20"):
+    with pytest.raises(DinogenError, match="is at step 10 but .*last.pt is at step 200"):
         Run.resume(run_dir / "best.pt")
-    assert Run.resume(run_dir / "last.pt").trainer.step == 20
+    assert Run.resume(run_dir / "last.pt").trainer.step == 200
