@@ -61,7 +61,10 @@ class Run:
     def resume(cls, path: str | Path, overrides: Iterable[str] = ()) -> "Run":
         """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file)."""
         path = Path(path)
-        checkpoint = load_checkpoint(path / "last.pt" if path.is_dir() else path)
+        source = path / "last.pt" if path.is_dir() else path
+        checkpoint = load_checkpoint(source)
+        if not checkpoint.trainer_state:
+            raise DinogenError(f"{source} holds no training state (optimizer, schedule, random state) to resume from")
         run_dir = path if path.is_dir() else path.parent
         latest = run_dir / "last.pt"
         if path.is_file() and latest.exists() and not latest.samefile(path):

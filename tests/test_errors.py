@@ -13,7 +13,10 @@ import pytest
 import torch
 from conftest import NAMES
 from test_checkpoint import _WritesAFile
+from test_checkpoint_faults import payload_span
 from test_cli import invoke
+
+from dinogen.checkpoint import load_checkpoint, seal
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -53,6 +56,12 @@ def sandbox(trained_run, tmp_path_factory):
     raw["format_version"] += 1
     torch.save(raw, root / "future.pt")
     torch.save({"format_version": 1, "payload": _WritesAFile(str(root / "pwned"))}, root / "evil.pt")
+    payload = load_checkpoint(trained_run / "best.pt").to_dict()
+    torch.save(seal(payload | {"vocab": [payload["vocab"][0], *payload["vocab"]]}), root / "crafted.pt")
+    flipped = bytearray((trained_run / "best.pt").read_bytes())
+    span = payload_span(bytes(flipped))
+    flipped[span[len(span) // 2]] ^= 0x10
+    (root / "flipped.pt").write_bytes(flipped)
     return root
 
 
@@ -77,7 +86,7 @@ def test_the_table_covers_the_issue_list():
     commands = " ".join(command for _, command, _, _ in readme_error_rows())
     for needle in ["missing.txt", "folder", "empty.txt", "blank.txt", "latin1.txt", "windows.txt", "long.txt",
                    "one.txt", "dupes.txt", "bad.yaml", "train.lrr", "model.cell=", "missing.pt", "empty.pt",
-                   "truncated.pt", "random.pt", "future.pt", "evil.pt", "-n 0", "--top-k 0", "--top-p",
-                   "--min-length", "--device cuda", "notadir.txt"]:  # fmt: skip
+                   "truncated.pt", "random.pt", "future.pt", "evil.pt", "crafted.pt", "flipped.pt", "-n 0", "--top-k 0",
+                   "--top-p", "--min-length", "--device cuda", "notadir.txt"]:  # fmt: skip
         assert needle in commands, needle
     assert re.search(r"--set train\.lr(?!=)", commands), "a --set without '='"

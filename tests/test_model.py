@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dinogen.config import ModelConfig
-from dinogen.model import CharRNN
+from dinogen.model import CharRNN, parameter_shapes
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -55,3 +55,12 @@ def test_step_equals_the_fused_layers(cell, num_layers):
         torch.testing.assert_close(ours, theirs)
     first, _ = model.step(tokens[:, 0])  # no state: starts from zeros, like forward
     torch.testing.assert_close(first, expected[:, 0])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_parameter_shapes_match_the_model(cell, num_layers):
+    config = ModelConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=num_layers)
+    model = CharRNN(11, config)
+    assert list(parameter_shapes(11, config)) == [(name, tuple(p.shape)) for name, p in model.named_parameters()]
+    assert [name for name, _ in parameter_shapes(11, config)] == list(model.state_dict())
