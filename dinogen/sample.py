@@ -4,6 +4,7 @@ Sampling is a reproducible stream: name i of the stream is drawn with random num
 the seed, i and the step (`streams.py`), so the batch size, `-n` and sharding never change name i.
 """
 
+import ctypes
 import heapq
 import itertools
 import math
@@ -89,6 +90,9 @@ class Generator:
         self.known_names = self.train_names | frozenset(val_names)  # the names file the model learned from
         self.default_max_length = 2 * max(map(len, self.known_names), default=16)
         self._rules = _CharacterRules(vocab, lowercase, self.device)
+        self.fixed_shapes = self.device.type == "cuda"  # how batches are drawn (see _generate_batch)
+        # token -> Unicode code point, for decoding many names at once; the boundary ends a name's line
+        self._code_points = torch.tensor([ord("\n"), *map(ord, vocab.chars)], dtype=torch.int32, device=self.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Generator":
@@ -259,45 +263,34 @@ class Generator:
 
     @torch.inference_mode()
     def _generate_batch(
-        self, streams: "RowStreams", first: int, size: int, controls: _Controls
+        self, streams: RowStreams, first: int, size: int, controls: _Controls
     ) -> list[ScoredName | None]:
         """Stream draws first..first+size-1: a ScoredName each, or None where the name ran past max_length."""
-        start_logits, start_state, prefix_log_prob = self._start(controls)
-        logits, state = start_logits.expand(size, -1), _repeat(start_state, size)
-        keys = streams.keys(first, size)  # (B, 2) the random stream of each row
-        prefix_length = len(controls.prefix_ids)
-        steps = controls.max_length - prefix_length + 1  # characters still allowed, plus the end
-        chosen = torch.full((size, steps), BOUNDARY, device=self.device)  # (B, S)
-        log_probs = torch.zeros(size, steps, device=self.device)  # (B, S) the model's log-probability of each choice
-        ended = torch.zeros(size, dtype=torch.bool, device=self.device)  # (B,) rows that chose the end
-        alive = torch.arange(size, device=self.device)  # rows still writing, so finished ones cost nothing
-        last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=self.device)
-        for t in range(steps):
-            allowed = self._rules.mask(logits, prefix_length + t, last, controls.min_length)
-            token = _pick(allowed, controls, streams.uniform(keys, t))  # (b,)
-            chosen[alive, t] = token
-            log_probs[alive, t] = logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
-            done = token == BOUNDARY
-            ended[alive[done]] = True
-            going = (~done).nonzero().squeeze(1)  # positions of the rows that go on
-            if not len(going) or t == steps - 1:
-                break  # rows still going at the last step ran past max_length
-            alive, keys, last = alive[going], keys[going], token[going]
-            logits, state = self.model.step(last, _select(state, going))
-        lengths = (chosen != BOUNDARY).sum(1) + prefix_length  # (B,)
-        totals = log_probs.sum(1) + prefix_log_prob  # (B,) the whole name's log-probability
+        logits, state, prefix_log_prob = self._start(controls)
+        draw = _Draw(self, controls, streams.keys(first, size), logits.expand(size, -1), _repeat(state, size))
+        # A CPU is fastest when finished rows leave the batch; a GPU when shapes stay fixed and the host
+        # never waits for the device inside the loop (finished rows are masked instead).
+        tokens, log_probs, ended = draw.fixed() if self.fixed_shapes else draw.compact()
+        totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
         prefix_text = self.vocab.decode(controls.prefix_ids)
-        columns = zip(
-            ended.tolist(),
-            chosen[:, : t + 1].tolist(),  # the columns used; the boundary decodes to nothing
-            totals.tolist(),
-            lengths.tolist(),
-            strict=True,
-        )
+        names = self._decode(tokens, ended)
         return [
-            self._scored(prefix_text + self.vocab.decode(row), total, length) if kept else None
-            for kept, row, total, length in columns
+            self._scored(prefix_text + name, total, len(controls.prefix_ids) + len(name)) if kept else None
+            for name, total, kept in zip(names, totals, ended.tolist(), strict=True)
         ]
+
+    def _decode(self, tokens: torch.Tensor, ended: torch.Tensor) -> list[str]:
+        """The text of each row of `tokens` (B, S) up to its end, all rows at once (not character by character).
+
+        Each token becomes a Unicode code point, the end a newline; the rows' code points, cut after their
+        end, are joined into one UTF-32 buffer that is decoded and split once.
+        """
+        codes = self._code_points[tokens]  # (B, S) int32
+        codes = torch.cat([codes, torch.full_like(codes[:, :1], ord("\n"))], dim=1)  # rows that never ended end here
+        first_end = torch.where(ended, (tokens == BOUNDARY).int().argmax(1), tokens.shape[1])  # (B,)
+        keep = torch.arange(codes.shape[1], device=codes.device) <= first_end[:, None]
+        flat = codes[keep].cpu().contiguous()
+        return _utf32_text(flat).split("\n")[:-1]
 
     def _scored(self, name: str, log_prob: float, length: int) -> ScoredName | None:
         """The ScoredName of a generated name, or None in the rare case normalising would change it."""
@@ -468,6 +461,63 @@ class _BestFirst:
             tokens.append(self.tokens[node])
             node = self.parents[node]
         return self.prefix_text + self.generator.vocab.decode(tokens[::-1])
+
+
+class _Draw:
+    """One batch of names drawn character by character from the state after the prefix."""
+
+    def __init__(self, generator: Generator, controls: _Controls, keys: torch.Tensor, logits, state):
+        self.model, self.rules, self.controls = generator.model, generator._rules, controls
+        self.keys, self.logits, self.state = keys, logits, state  # (B, 2), (B, V), (layers, B, H)
+        size, device = keys.shape[0], keys.device
+        self.prefix_length = len(controls.prefix_ids)
+        self.steps = controls.max_length - self.prefix_length + 1  # characters still allowed, plus the end
+        self.tokens = torch.full((size, self.steps), BOUNDARY, device=device)  # (B, S)
+        self.log_probs = torch.zeros(size, self.steps, device=device)  # (B, S) the model's log-prob of each choice
+        self.ended = torch.zeros(size, dtype=torch.bool, device=device)  # (B,) rows that chose the end
+        self.last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=device)
+
+    def choose(self, t: int, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step t's token of each row (b,) and the model's (untempered, unmasked) log-probability of it."""
+        allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
+        token = _pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
+        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+
+    def compact(self):
+        """Rows that end leave the batch, so the remaining steps cost only what is still being written."""
+        alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
+        keys = self.keys
+        for t in range(self.steps):
+            token, log_prob = self.choose(t, keys)
+            self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
+            done = token == BOUNDARY
+            self.ended[alive[done]] = True
+            going = (~done).nonzero().squeeze(1)  # positions of the rows that go on
+            if not len(going) or t == self.steps - 1:
+                break  # rows still going at the last step ran past max_length
+            alive, keys, self.last = alive[going], keys[going], token[going]
+            self.logits, self.state = self.model.step(self.last, _select(self.state, going))
+        return self.tokens, self.log_probs, self.ended
+
+    def fixed(self, check_every: int = 8):
+        """All rows step together with fixed shapes; the host asks whether any row is going every few steps."""
+        going = torch.ones_like(self.ended)
+        for t in range(self.steps):
+            token, log_prob = self.choose(t, self.keys)
+            token = token.where(going, BOUNDARY)  # a finished row keeps writing the boundary
+            self.tokens[:, t], self.log_probs[:, t] = token, log_prob.where(going, 0.0)
+            self.ended |= going & (token == BOUNDARY)
+            going &= token != BOUNDARY
+            if t == self.steps - 1 or (t % check_every == check_every - 1 and not bool(going.any())):
+                break
+            self.last = token
+            self.logits, self.state = self.model.step(token, self.state)
+        return self.tokens, self.log_probs, self.ended
+
+
+def _utf32_text(code_points: torch.Tensor) -> str:
+    """Decode a contiguous CPU int32 tensor of code points in one call (no NumPy needed to reach its bytes)."""
+    return ctypes.string_at(code_points.data_ptr(), code_points.numel() * 4).decode("utf-32-le")
 
 
 def _pick(logits: torch.Tensor, controls: _Controls, uniform: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,10 @@ import torch
 from click.testing import CliRunner
 
 from dinogen.cli import main
-from dinogen.data import normalize_name
+from dinogen.config import ModelConfig
+from dinogen.data import Vocab, normalize_name
 from dinogen.errors import ConfigError
+from dinogen.model import CharRNN
 from dinogen.sample import Generator, NotEnoughNames
 from dinogen.streams import RowStreams
 
@@ -224,3 +226,21 @@ def test_most_likely_controls(generator):
 def test_bad_sampling_options(generator, options, message):
     with pytest.raises(ConfigError, match=message):
         generator.sample(3, **options)
+
+
+def test_fixed_shapes_draw_the_same_names_as_the_compact_batches(generator):
+    """The GPU's way (finished rows masked, fixed shapes) against the CPU's (finished rows removed)."""
+    compact = list(generator.iter_sample(300, seed=2, prefix="a", min_length=3))
+    fixed = Generator(generator.model, generator.vocab, generator.train_names, "cpu", True)
+    fixed.fixed_shapes = True
+    for a, b in zip(compact, fixed.iter_sample(300, seed=2, prefix="a", min_length=3), strict=True):
+        assert a.name == b.name and a.log_prob == pytest.approx(b.log_prob, abs=1e-5)
+
+
+def test_names_are_decoded_in_bulk_with_any_characters():
+    vocab = Vocab(sorted(set("zürich ñandú ørsted 東京")))
+    model = CharRNN(len(vocab), ModelConfig(hidden_size=8, embedding_dim=4, dropout=0.0))
+    generator = Generator(model, vocab, lowercase=False)
+    for scored in generator.iter_sample(200, seed=0, max_length=12, temperature=0.7):
+        ids = vocab.encode(scored.name)
+        assert vocab.decode(ids) == scored.name and scored.length == len(scored.name)
