@@ -167,7 +167,8 @@ class Trainer:
     ) -> str:
         """Train until a budget is spent, patience runs out or `should_stop()`; return why it stopped.
 
-        `should_stop` is asked between steps, so a stop never leaves a half-applied update.
+        `should_stop` is asked between steps, so a stop never leaves a half-applied update; in a world of
+        several processes, a stop asked of any of them stops all after the same step.
         """
         self.model.train()
         self.world.draw_own_randomness(self.config.seed, self.step)
