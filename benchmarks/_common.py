@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: timing, child-process runs, the environment, plain-text tables."""
 
+import json
 import os
 import platform
 import signal
@@ -69,10 +70,20 @@ def environment(device: torch.device) -> dict[str, object]:
     return info
 
 
-def dinogen_command() -> list[str]:
-    """How to start the `dinogen` CLI: the console script beside this Python, else `python -m dinogen`."""
+def dinogen_command(processes: int = 1) -> list[str]:
+    """How to start the `dinogen` CLI: the console script beside this Python, else `python -m dinogen`;
+    with several `processes`, under torchrun on this machine."""
+    if processes > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+                "-m", "dinogen"]  # fmt: skip
     script = Path(sys.executable).parent / "dinogen"
     return [str(script)] if script.is_file() else [sys.executable, "-m", "dinogen"]
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The evaluations a training run wrote to its metrics.jsonl, in order."""
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
 
 
 @dataclass

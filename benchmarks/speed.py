@@ -29,6 +29,13 @@ With a checkpoint (--checkpoint, else `dinogen train -o <tmp>/default --set trai
               (target: the 1,000,000 run within 100 MB of the 10,000 run).
   startup     wall time of `dinogen --help` and `dinogen sample CHECKPOINT -n 1`.
 
+On --names, with configs/names.yaml for a fixed number of steps (no time budget):
+
+  ddp         `dinogen train` in one process against `torchrun --nproc-per-node N -m dinogen train` (the
+              same global batch, shared by N ranks over gloo or NCCL): optimizer steps per second of
+              training time (metrics.jsonl's elapsed: start-up and validation excluded), wall time of
+              the whole command, and the train and validation losses at the last step.
+
 Every figure is the median of --repeats measurements. Tables go to stdout, progress to stderr.
 
 Run from the repository root:
@@ -36,6 +43,7 @@ Run from the repository root:
     python benchmarks/speed.py --json speed.json
     python benchmarks/speed.py --quick         # smoke test, under a minute on an idle machine; figures not meaningful
     python benchmarks/speed.py --device cuda --precision bf16 --skip-memory --skip-startup
+    python benchmarks/speed.py --precision bf16 --repeats 3 --skip-train --skip-sample --skip-memory --skip-startup
 """
 
 import argparse
@@ -60,6 +68,7 @@ from _common import (
     fmt_pct,
     median,
     print_table,
+    read_metrics,
     run_child_checked,
     timed,
 )
@@ -99,7 +108,8 @@ class Settings:
     checkpoint_epochs: int = 3
     memory_train_steps: int = 200
     memory_sample_ns: tuple[int, int] = (10_000, 1_000_000)
-    child_repeats: int = 5  # runs of each CLI command (memory, start-up)
+    child_repeats: int = 5  # runs of each CLI command (memory, start-up, ddp)
+    ddp_steps: int = 200
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -119,6 +129,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         memory_train_steps=10,
         memory_sample_ns=(1_000, 10_000),
         child_repeats=1,
+        ddp_steps=5,
     )
 
 
@@ -645,6 +656,55 @@ def print_startup(rows: list[dict]) -> None:
     )
 
 
+def benchmark_ddp(args, settings: Settings, device: torch.device, workdir: Path) -> list[dict]:
+    """configs/names.yaml on --names for a fixed number of steps: one process (torch's threads, then one
+    thread, as torchrun gives each rank), then --ddp-ranks under torchrun."""
+    steps = settings.ddp_steps
+    budget = [f"train.max_steps={steps}", "train.max_time=null", "train.epochs=null", f"train.eval_every={steps}"]
+    variants = [(1, "torch's default"), (1, "1"), (args.ddp_ranks, "1 per rank")]
+    rows = []
+    for processes, threads in variants:
+        run_dir = workdir / f"ddp-{processes}"
+        command = [*dinogen_command(processes), "train", "-q", "-c", "names", "--data", args.names, "-o", str(run_dir)]
+        command += ["--overwrite", "--device", str(device), "--set", f"train.precision={args.precision}"]
+        command += [part for override in budget for part in ("--set", override)]
+        if threads == "1":
+            command = ["env", "OMP_NUM_THREADS=1", *command]
+        log(f"ddp: {processes} process(es), threads {threads} x {settings.child_repeats} ...")
+        runs = []
+        for _ in range(settings.child_repeats):
+            wall = run_child_checked(command).seconds
+            last = read_metrics(run_dir)[-1]
+            runs.append({"steps_per_s": last["step"] / last["elapsed"], "wall_s": wall, **last})
+        rows.append(
+            {"processes": processes, "threads": threads}
+            | {key: median([r[key] for r in runs]) for key in ("steps_per_s", "wall_s", "train_loss", "val_loss")}
+        )
+    return rows
+
+
+def print_ddp(rows: list[dict], steps: int) -> None:
+    one = rows[0]["steps_per_s"]
+    print_table(
+        f"Training on more than one process: configs/names.yaml, {steps} steps, the same global batch",
+        ["processes", "threads", "steps/s", "vs 1", "wall s", "train loss", "val loss"],
+        [
+            [
+                str(r["processes"]),
+                r["threads"],
+                fmt_float(r["steps_per_s"]),
+                f"{r['steps_per_s'] / one:.2f}x",
+                fmt_float(r["wall_s"], 1),
+                fmt_float(r["train_loss"], 4),
+                fmt_float(r["val_loss"], 4),
+            ]
+            for r in rows
+        ],
+        ["steps/s: training time only (metrics.jsonl elapsed); wall s: the whole command, start-up included",
+         "vs 1: over the first row; torchrun gives each rank OMP_NUM_THREADS=1 unless it is set"],
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Driver
 
@@ -665,8 +725,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="second names file for the training rows [default: ../shared/data/names.txt from the repo root]",
     )
     parser.add_argument("--checkpoint", help="checkpoint or run directory to sample from [default: train one]")
+    parser.add_argument("--ddp-ranks", type=int, default=2, help="processes of the torchrun row [2]")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
-    for part in ("train", "sample", "memory", "startup"):
+    for part in ("train", "ddp", "sample", "memory", "startup"):
         parser.add_argument(f"--skip-{part}", action="store_true", help=f"skip the {part} measurements")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -697,6 +758,9 @@ def run_parts(args, settings: Settings, device: torch.device, results: dict, wor
     if not args.skip_train:
         results |= timed_part("training", lambda: benchmark_training(args, corpora, settings, device))
         print_training(results)
+    if not args.skip_ddp:
+        results["ddp"] = timed_part("ddp", lambda: benchmark_ddp(args, settings, device, workdir))
+        print_ddp(results["ddp"], settings.ddp_steps)
     if args.skip_sample and args.skip_memory and args.skip_startup:
         return
     checkpoint, source = prepare_checkpoint(args, settings, device, workdir)

@@ -91,6 +91,7 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     """Train a model and write checkpoints to a run directory.
 
     Ctrl-C (or SIGTERM) saves last.pt and prints the command that resumes the run.
+    Under torchrun, the processes train one model together (DistributedDataParallel) and rank 0 writes.
 
     \b
     Examples:
@@ -98,8 +99,10 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
       dinogen train -c lstm -o checkpoints/my-lstm --set model.hidden_size=128
       dinogen train --data names.txt --device cuda --seed 1
       dinogen train --resume checkpoints/default --set train.epochs=40
+      torchrun --standalone --nproc-per-node 2 -m dinogen train -c names --data names.txt
     """
     from dinogen.config import find_config, load_config
+    from dinogen.distributed import joined_world
     from dinogen.run import Run
 
     context = click.get_current_context()
@@ -109,17 +112,20 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         )
     explicit = {"data.path": data, "train.device": device, "train.seed": seed}
     overrides = [*overrides, *(f"{key}={value}" for key, value in explicit.items() if value is not None)]
+    world = context.with_resource(joined_world())  # the process group stays open until the command ends
+    quiet = quiet or not world.is_main  # rank 0 alone reports
     if resume:
-        run = Run.resume(resume, overrides)
+        run = Run.resume(resume, overrides, world)
         config = run.config
     else:
         config_path = find_config(config_name)
         config = load_config(config_path, overrides)
     if print_config:
-        click.echo(config.to_yaml(), nl=False)
+        if world.is_main:
+            click.echo(config.to_yaml(), nl=False)
         return
     if not resume:
-        run = Run(config, out or Path("checkpoints") / config_path.stem)
+        run = Run(config, out or Path("checkpoints") / config_path.stem, world=world)
         if dry_run:
             run.check_dir(overwrite)
         else:
@@ -139,7 +145,7 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     if signum:
         last = run.run_dir / "last.pt"
         _log(
-            False,
+            not world.is_main,
             f"interrupted at step {run.trainer.step}; saved {last}. Resume with: dinogen train --resume {run.run_dir}",
         )
         sys.exit(128 + signum)
@@ -152,19 +158,21 @@ def _describe(run, action: str) -> str:
     """One line on what is about to train: model, data, budget, device and directory."""
     trainer = run.trainer
     budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
+    processes = f" x {run.world.size} processes" if run.world.size > 1 else ""
     return (
         f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
         f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
         f"{trainer.steps_per_epoch:,} batch{'es' * (trainer.steps_per_epoch != 1)} per epoch, {budget}; "
-        f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}; run directory {run.run_dir}"
+        f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}{processes}; "
+        f"run directory {run.run_dir}"
     )
 
 
 def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
     """Train with a tqdm bar on stderr (a log line per evaluation when stderr is not a terminal).
 
-    SIGINT and SIGTERM ask the trainer to stop after the current step; returns why training stopped
-    and the signal that stopped it (0 if none).
+    SIGINT and SIGTERM ask the trainer to stop after the current step (under torchrun, all ranks stop at
+    the same step); returns why training stopped and the signal that stopped it (0 if none).
     """
     import signal
 
@@ -208,6 +216,8 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if reason == "interrupted" and not received:
+        received.append(signal.SIGTERM)  # another rank was signalled: stop as torchrun's SIGTERM would
     return reason, received[0] if received else 0
 
 

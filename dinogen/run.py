@@ -2,6 +2,7 @@
 
 A run directory holds config.yaml (the resolved config), metrics.jsonl (one line per evaluation),
 last.pt (the latest checkpoint, for resuming) and best.pt (the lowest validation loss, for sampling).
+In a world of several processes, rank 0 alone writes it.
 """
 
 import json
@@ -15,6 +16,7 @@ from dinogen.checkpoint import Checkpoint, load_checkpoint, remove_stale_tempora
 from dinogen.config import Config, apply_overrides
 from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
 from dinogen.device import resolve_device
+from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import ConfigError, DinogenError
 from dinogen.model import CharRNN
 from dinogen.train import Evaluation, Trainer
@@ -32,10 +34,13 @@ RESUMABLE_KEYS = {
 class Run:
     """Data, vocabulary, model and trainer for one config, ready to train into `run_dir`."""
 
-    def __init__(self, config: Config, run_dir: str | Path, resume_from: Checkpoint | None = None):
+    def __init__(
+        self, config: Config, run_dir: str | Path, resume_from: Checkpoint | None = None, world: World = SINGLE_PROCESS
+    ):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(config.train.device)
+        self.world = world
+        self.device = world.device(resolve_device(config.train.device))
         if resume_from is not None:
             self.data_path = Path(resume_from.data_path)
             self.train_names, self.val_names = resume_from.train_names, resume_from.val_names
@@ -50,6 +55,7 @@ class Run:
             config.train,
             EncodedNames(self.train_names, self.vocab, self.device),
             EncodedNames(self.val_names, self.vocab, self.device) if self.val_names else None,
+            world,
         )
         if resume_from is not None:
             self.model.load_state_dict(resume_from.model_state)
@@ -58,8 +64,8 @@ class Run:
         log.debug("config:\n%s", config.to_yaml())
 
     @classmethod
-    def resume(cls, path: str | Path, overrides: Iterable[str] = ()) -> "Run":
-        """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file)."""
+    def resume(cls, path: str | Path, overrides: Iterable[str] = (), world: World = SINGLE_PROCESS) -> "Run":
+        """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file); every rank loads it."""
         path = Path(path)
         source = path / "last.pt" if path.is_dir() else path
         checkpoint = load_checkpoint(source)
@@ -84,8 +90,9 @@ class Run:
                     f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
                 )
         config = Config.from_dict(apply_overrides(raw, overrides))
-        remove_stale_temporaries(run_dir)
-        return cls(config, run_dir, resume_from=checkpoint)
+        if world.is_main:
+            remove_stale_temporaries(run_dir)
+        return cls(config, run_dir, resume_from=checkpoint, world=world)
 
     def _read_data(self) -> None:
         data = self.config.data
@@ -109,7 +116,9 @@ class Run:
             )
 
     def prepare_dir(self, overwrite: bool = False) -> None:
-        """Create the run directory for a new run (see `check_dir`), with its config.yaml."""
+        """Create the run directory for a new run (see `check_dir`), with its config.yaml (rank 0 only)."""
+        if not self.world.is_main:
+            return  # rank 0 may have written it already: checking here would find "an earlier run"
         self.check_dir(overwrite)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,24 +138,29 @@ class Run:
     ) -> str:
         """Train, appending metrics and saving last.pt (and best.pt when it improves) at each evaluation.
 
-        An interrupted run (`should_stop()` turned true) saves last.pt before returning.
+        An interrupted run (`should_stop()` turned true) saves last.pt before returning. Rank 0 alone writes.
         """
 
         def record(evaluation: Evaluation) -> None:
-            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
-                file.write(json.dumps(evaluation.to_dict()) + "\n")
-            checkpoint = self.checkpoint()
-            save_checkpoint(checkpoint, self.run_dir / "last.pt")
-            if evaluation.is_best:
-                save_checkpoint(checkpoint, self.run_dir / "best.pt")
-            log.debug("step %d: saved last.pt%s", evaluation.step, " and best.pt" if evaluation.is_best else "")
+            if self.world.is_main:
+                self._record(evaluation)
             if on_evaluation:
                 on_evaluation(evaluation)
 
         reason = self.trainer.fit(on_step, record, should_stop)
-        if reason == "interrupted":
+        if reason == "interrupted" and self.world.is_main:
             save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
         return reason
+
+    def _record(self, evaluation: Evaluation) -> None:
+        """Append the evaluation to metrics.jsonl and save last.pt, and best.pt when it is the best."""
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
+            file.write(json.dumps(evaluation.to_dict()) + "\n")
+        checkpoint = self.checkpoint()
+        save_checkpoint(checkpoint, self.run_dir / "last.pt")
+        if evaluation.is_best:
+            save_checkpoint(checkpoint, self.run_dir / "best.pt")
+        log.debug("step %d: saved last.pt%s", evaluation.step, " and best.pt" if evaluation.is_best else "")
 
     def checkpoint(self) -> Checkpoint:
         """The run's current state as a checkpoint."""

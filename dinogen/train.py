@@ -12,6 +12,7 @@ from torch import nn
 from dinogen.config import TrainConfig
 from dinogen.data import IGNORE_INDEX, EncodedNames
 from dinogen.device import resolve_precision
+from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import DinogenError
 from dinogen.model import CharRNN
 
@@ -100,10 +101,21 @@ class LRSchedule:
 
 
 class Trainer:
-    """AdamW on cross-entropy over next characters, with clipping, a schedule and early stopping."""
+    """AdamW on cross-entropy over next characters, with clipping, a schedule and early stopping.
 
-    def __init__(self, model: CharRNN, config: TrainConfig, train_set: EncodedNames, val_set: EncodedNames | None):
+    In a `world` of several processes, each takes its shard of every batch and they train one model together.
+    """
+
+    def __init__(
+        self,
+        model: CharRNN,
+        config: TrainConfig,
+        train_set: EncodedNames,
+        val_set: EncodedNames | None,
+        world: World = SINGLE_PROCESS,
+    ):
         self.model = model
+        self.world = world
         self.config = config
         self.train_set = train_set
         self.val_set = val_set if val_set is not None and len(val_set) else None
@@ -116,7 +128,8 @@ class Trainer:
         self.autocast = torch.autocast(device.type, dtype=_DTYPES[self.precision], enabled=self.precision != "fp32")
         # fp16 gradients can underflow to zero; the scaler multiplies the loss up and the gradients back down.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
-        self.forward = torch.compile(model, dynamic=True) if config.compile else model
+        wrapped = world.wrap(model)
+        self.forward = torch.compile(wrapped, dynamic=True) if config.compile else wrapped
         self.schedule = LRSchedule(config)
         self.steps_per_epoch = train_set.num_batches(config.batch_size)
         self.step = 0
@@ -154,33 +167,42 @@ class Trainer:
     ) -> str:
         """Train until a budget is spent, patience runs out or `should_stop()`; return why it stopped.
 
-        `should_stop` is asked between steps, so a stop never leaves a half-applied update.
+        `should_stop` is asked between steps, so a stop never leaves a half-applied update; in a world of
+        several processes, a stop asked of any of them stops all after the same step.
         """
         self.model.train()
+        self.world.draw_own_randomness(self.config.seed, self.step)
         device = self.train_set.inputs.device
         loss_sum = torch.zeros((), device=device)  # summed on the device: no host sync per step
         chars = 0
         start = time.perf_counter() - self.elapsed
         last_eval = time.perf_counter()
-        while not self._budget_spent(time.perf_counter() - start):
+        while not self._budget_spent(self.elapsed):
             epoch, position = divmod(self.step, self.steps_per_epoch)
-            # The data order of each epoch depends only on the seed and the epoch: resume can replay it.
+            # The data order of each epoch depends only on the seed and the epoch: resume can replay it,
+            # and every rank of a world follows the same plan.
             for rows in self.train_set.batch_plan(self.config.batch_size, seed=self.config.seed + epoch)[position:]:
-                lr = self.config.lr * self.schedule.factor(self.step, self.progress(time.perf_counter() - start))
+                lr = self.config.lr * self.schedule.factor(self.step, self.progress(self.elapsed))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                loss, grad_norm = self._train_step(*self.train_set.batch(rows))
-                n_chars = int(self.train_set.lengths[rows].sum())  # lengths live on the CPU: no device sync
-                loss_sum += loss * n_chars
+                n_chars = int(self.train_set.lengths[rows].sum())  # the whole batch's; on the CPU: no device sync
+                mine, weight = self.world.shard(rows)
+                # Each rank's loss is its share of the batch mean, times the world size that DDP's average divides by.
+                summed_loss, grad_norm = self._train_step(
+                    *self.train_set.batch(mine), scale=weight * self.world.size / n_chars
+                )
+                loss_sum += summed_loss * weight
                 chars += n_chars
                 self.step += 1
                 self.elapsed = time.perf_counter() - start
                 if on_step:
                     on_step(self.step)
+                self.elapsed, stop = self.world.agree(self.elapsed, should_stop())
                 spent = self._budget_spent(self.elapsed)
                 if self.step % self.config.eval_every == 0 or spent:
                     now = time.perf_counter()
-                    evaluation = self._evaluate(loss_sum.item() / max(chars, 1), grad_norm, chars / (now - last_eval))
+                    train_loss = self.world.sum(loss_sum.item()) / max(chars, 1)
+                    evaluation = self._evaluate(train_loss, grad_norm, chars / (now - last_eval))
                     if on_evaluation:
                         on_evaluation(evaluation)
                     loss_sum.zero_()
@@ -189,7 +211,7 @@ class Trainer:
                     last_eval = time.perf_counter()
                     if self._out_of_patience():
                         return f"no improvement in {self.config.patience} evaluations"
-                if should_stop():
+                if stop:
                     return "interrupted"
                 if spent:
                     break
@@ -203,20 +225,23 @@ class Trainer:
     def _out_of_patience(self) -> bool:
         return self.config.patience is not None and self.evaluations_since_improvement >= self.config.patience
 
-    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_step(
+        self, inputs: torch.Tensor, targets: torch.Tensor, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update on the loss summed over the batch's characters times `scale`; returns that sum and the norm."""
         with self.autocast:
             logits, _ = self.forward(inputs)  # (B, T, V)
-            loss = nn.functional.cross_entropy(
-                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX
+            summed_loss = nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # backpropagation through time over the whole names
+        self.scaler.scale(summed_loss * scale).backward()  # backpropagation through time over the whole names
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
         self.scaler.update()
-        return loss.detach(), grad_norm
+        return summed_loss.detach(), grad_norm
 
     def _evaluate(self, train_loss: float, grad_norm: torch.Tensor, chars_per_sec: float) -> Evaluation:
         if not math.isfinite(train_loss):
@@ -224,7 +249,10 @@ class Trainer:
                 f"training diverged: the loss became {train_loss} by step {self.step}; lower train.lr "
                 "or set train.grad_clip (the last good checkpoint is kept)"
             )
-        val_loss = mean_loss(self.model, self.val_set) if self.val_set is not None else None
+        val_loss = None
+        if self.val_set is not None:
+            # Rank 0 measures it for all, so every rank takes the same patience and schedule decisions.
+            val_loss = self.world.from_main(mean_loss(self.model, self.val_set) if self.world.is_main else 0.0)
         # Without validation names, every evaluation counts as the best so far.
         is_best = val_loss is None or val_loss < self.best_val_loss
         if val_loss is not None:
