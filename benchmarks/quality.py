@@ -3,7 +3,8 @@
 Trains dinogen's real Run/Trainer on ../shared/data/names.txt (32,033 first names) with a fixed
 held-out test set of 1,000 names chosen by the seed (never seen in training or validation), and
 prints the test loss (nats per character, end tokens included) at every evaluation against the
-seconds of training so far, then the test loss of best.pt (lowest validation loss).
+seconds of training so far, then the test loss of best.pt (lowest validation loss). The budget sets
+train.max_time; the config's own train.epochs still applies, so a fast machine stops at the epoch limit.
 
     python benchmarks/quality.py                       # configs/names.yaml, 60 s budget
     python benchmarks/quality.py --budget 600 --set model.hidden_size=512 --json quality.json
@@ -45,8 +46,7 @@ def run_once(args, seed: int, workdir: Path) -> dict:
     train_file.write_text("\n".join(rest) + "\n", encoding="utf-8")
     overrides = [
         f"data.path={train_file}",
-        f"train.max_time={args.budget}",
-        "train.epochs=null",
+        f"train.max_time={args.budget}",  # the config's epoch limit stays: whichever comes first ends the run
         f"train.seed={seed}",
         f"train.device={args.device}",
         *args.set,

@@ -35,6 +35,9 @@ On --names, with configs/names.yaml for a fixed number of steps (no time budget)
               same global batch, shared by N ranks over gloo or NCCL): optimizer steps per second of
               training time (metrics.jsonl's elapsed: start-up and validation excluded), wall time of
               the whole command, and the train and validation losses at the last step.
+  busy        `dinogen train` steps/s on a quiet machine and beside one busy process (a Python loop
+              that keeps a core at 100%), under each OpenMP thread setting (THREAD_SETTINGS): the
+              CLI's own choice, OMP_WAIT_POLICY active and passive, GOMP_SPINCOUNT, one thread.
 
 Every figure is the median of --repeats measurements. Tables go to stdout, progress to stderr.
 
@@ -51,6 +54,7 @@ import copy
 import dataclasses
 import functools
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,7 +84,7 @@ from dinogen.device import resolve_device
 from dinogen.errors import DinogenError
 from dinogen.model import CharRNN
 from dinogen.run import Run
-from dinogen.sample import DEFAULT_BATCH_SIZE, Generator, NotEnoughNames
+from dinogen.sample import Generator, NotEnoughNames
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = ("rnn", "gru", "lstm")
@@ -110,6 +114,7 @@ class Settings:
     memory_sample_ns: tuple[int, int] = (10_000, 1_000_000)
     child_repeats: int = 5  # runs of each CLI command (memory, start-up, ddp)
     ddp_steps: int = 200
+    busy_steps: int = 200  # training steps per run of the busy-machine table
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -130,6 +135,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         memory_sample_ns=(1_000, 10_000),
         child_repeats=1,
         ddp_steps=5,
+        busy_steps=5,
     )
 
 
@@ -514,7 +520,7 @@ def benchmark_sampling(checkpoint: Path, settings: Settings, device: torch.devic
         most_likely.append({"n": n, "seconds": median(times)})
     return {
         "throughput": throughput,
-        "default_batch_size": DEFAULT_BATCH_SIZE,
+        "default_batch_size": generator.default_batch_size,
         "sample_n": settings.sample_n,
         "sample_n_seconds": t_default,
         "unique_novel": filtered,
@@ -656,31 +662,89 @@ def print_startup(rows: list[dict]) -> None:
     )
 
 
+def names_training(args, device: torch.device, run_dir: Path, steps: int, processes: int = 1) -> list[str]:
+    """`dinogen train -c names` on --names for exactly `steps` steps, one evaluation at the end."""
+    budget = [f"train.max_steps={steps}", "train.max_time=null", "train.epochs=null", f"train.eval_every={steps}"]
+    command = [*dinogen_command(processes), "train", "-q", "-c", "names", "--data", args.names, "-o", str(run_dir)]
+    command += ["--overwrite", "--device", str(device), "--set", f"train.precision={args.precision}"]
+    return command + [part for override in budget for part in ("--set", override)]
+
+
+def trained_figures(command: list[str], run_dir: Path, repeats: int) -> dict[str, float]:
+    """Medians over `repeats` runs of `command`: steps/s of training (metrics.jsonl), wall s and losses."""
+    runs = []
+    for _ in range(repeats):
+        wall = run_child_checked(command).seconds
+        last = read_metrics(run_dir)[-1]
+        runs.append({"steps_per_s": last["step"] / last["elapsed"], "wall_s": wall, **last})
+    return {key: median([r[key] for r in runs]) for key in ("steps_per_s", "wall_s", "train_loss", "val_loss")}
+
+
 def benchmark_ddp(args, settings: Settings, device: torch.device, workdir: Path) -> list[dict]:
     """configs/names.yaml on --names for a fixed number of steps: one process (torch's threads, then one
     thread, as torchrun gives each rank), then --ddp-ranks under torchrun."""
-    steps = settings.ddp_steps
-    budget = [f"train.max_steps={steps}", "train.max_time=null", "train.epochs=null", f"train.eval_every={steps}"]
-    variants = [(1, "torch's default"), (1, "1"), (args.ddp_ranks, "1 per rank")]
     rows = []
-    for processes, threads in variants:
+    for processes, threads in [(1, "torch's default"), (1, "1"), (args.ddp_ranks, "1 per rank")]:
         run_dir = workdir / f"ddp-{processes}"
-        command = [*dinogen_command(processes), "train", "-q", "-c", "names", "--data", args.names, "-o", str(run_dir)]
-        command += ["--overwrite", "--device", str(device), "--set", f"train.precision={args.precision}"]
-        command += [part for override in budget for part in ("--set", override)]
+        command = names_training(args, device, run_dir, settings.ddp_steps, processes)
         if threads == "1":
             command = ["env", "OMP_NUM_THREADS=1", *command]
         log(f"ddp: {processes} process(es), threads {threads} x {settings.child_repeats} ...")
-        runs = []
-        for _ in range(settings.child_repeats):
-            wall = run_child_checked(command).seconds
-            last = read_metrics(run_dir)[-1]
-            runs.append({"steps_per_s": last["step"] / last["elapsed"], "wall_s": wall, **last})
         rows.append(
-            {"processes": processes, "threads": threads}
-            | {key: median([r[key] for r in runs]) for key in ("steps_per_s", "wall_s", "train_loss", "val_loss")}
+            {"processes": processes, "threads": threads} | trained_figures(command, run_dir, settings.child_repeats)
         )
     return rows
+
+
+# How the OpenMP threads of torch's CPU kernels wait between parallel regions: the environment each
+# row of the busy-machine table runs `dinogen train` under ("dinogen" is the CLI's own choice).
+THREAD_SETTINGS = {
+    "dinogen": {},
+    "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=10000": {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"},
+    "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1"},
+}
+
+
+def benchmark_busy(args, settings: Settings, device: torch.device, workdir: Path) -> list[dict]:
+    """Training steps/s of configs/names.yaml on a quiet machine and beside one busy process, per thread setting.
+
+    The busy process is a Python loop that keeps one core at 100% for the whole measurement, like a
+    browser tab or another job on a shared machine.
+    """
+    rows = []
+    run_dir = workdir / "busy"
+    for label, variables in THREAD_SETTINGS.items():
+        command = ["env", *(f"{key}={value}" for key, value in variables.items())]
+        command += names_training(args, device, run_dir, settings.busy_steps)
+        row = {"setting": label}
+        for load in ("quiet", "busy"):
+            log(f"busy: {label}, {load} machine x {settings.child_repeats} ...")
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
+            try:
+                row[load] = trained_figures(command, run_dir, settings.child_repeats)["steps_per_s"]
+            finally:
+                if spinner:
+                    spinner.kill()
+                    spinner.wait()
+        rows.append(row)
+    return rows
+
+
+def print_busy(rows: list[dict], steps: int) -> None:
+    quiet = rows[0]["quiet"]
+    print_table(
+        f"Training beside a busy process: configs/names.yaml, {steps} steps",
+        ["threads setting", "quiet steps/s", "busy steps/s", "busy / quiet", "quiet vs dinogen's"],
+        [
+            [r["setting"], fmt_float(r["quiet"]), fmt_float(r["busy"]), f"{r['busy'] / r['quiet']:.0%}",
+             f"{r['quiet'] / quiet:.2f}x"]
+            for r in rows
+        ],  # fmt: skip
+        ["busy: one other process keeps a core at 100% (a Python loop)",
+         "targets: busy / quiet >= 40% and quiet within 5% of the best quiet figure"],
+    )  # fmt: skip
 
 
 def print_ddp(rows: list[dict], steps: int) -> None:
@@ -727,7 +791,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", help="checkpoint or run directory to sample from [default: train one]")
     parser.add_argument("--ddp-ranks", type=int, default=2, help="processes of the torchrun row [2]")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
-    for part in ("train", "ddp", "sample", "memory", "startup"):
+    for part in ("train", "ddp", "busy", "sample", "memory", "startup"):
         parser.add_argument(f"--skip-{part}", action="store_true", help=f"skip the {part} measurements")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -761,6 +825,9 @@ def run_parts(args, settings: Settings, device: torch.device, results: dict, wor
     if not args.skip_ddp:
         results["ddp"] = timed_part("ddp", lambda: benchmark_ddp(args, settings, device, workdir))
         print_ddp(results["ddp"], settings.ddp_steps)
+    if not args.skip_busy:
+        results["busy"] = timed_part("busy", lambda: benchmark_busy(args, settings, device, workdir))
+        print_busy(results["busy"], settings.busy_steps)
     if args.skip_sample and args.skip_memory and args.skip_startup:
         return
     checkpoint, source = prepare_checkpoint(args, settings, device, workdir)

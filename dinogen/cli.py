@@ -271,7 +271,9 @@ class _Shard(click.ParamType):
 @click.option("--shard", type=_Shard(), help="Write only shard K of M of the seed's stream (needs --seed).")
 @click.option("--most-likely", is_flag=True, help="The N names the model finds likeliest, likeliest first.")
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Names generated per batch."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Names generated per batch [default: 4096 on a CPU, 65536 on a GPU]; it never changes the names.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
