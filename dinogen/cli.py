@@ -244,7 +244,9 @@ class _Number(click.FloatRange):
 
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
-@click.option("-n", "--num", "n", type=click.IntRange(1, MAX_NAMES), default=10, show_default=True, help="How many names.")
+@click.option(
+    "-n", "--num", "n", type=click.IntRange(1, MAX_NAMES), default=10, show_default=True, help="How many names."
+)
 @click.option(
     "-t",
     "--temperature",
@@ -261,7 +263,11 @@ class _Number(click.FloatRange):
 )
 @click.option("--prefix", default="", help="Every name starts with this text.")
 @click.option(
-    "--min-length", type=click.IntRange(1, MAX_NAME_LENGTH), default=1, show_default=True, help="Shortest name, prefix included."
+    "--min-length",
+    type=click.IntRange(1, MAX_NAME_LENGTH),
+    default=1,
+    show_default=True,
+    help="Shortest name, prefix included.",
 )
 @click.option(
     "--max-length",
@@ -275,7 +281,11 @@ class _Number(click.FloatRange):
 @click.option("--shard", type=_Shard(), help="Write only shard K of M of the seed's stream (needs --seed).")
 @click.option("--most-likely", is_flag=True, help="The N names the model finds likeliest, likeliest first.")
 @click.option(
-    "--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=4096, show_default=True, help="Names generated per batch."
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    default=4096,
+    show_default=True,
+    help="Names generated per batch.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(

@@ -221,7 +221,9 @@ class _BoundedLoader(yaml.SafeLoader):
         event = self.peek_event()
         self.nodes += 1
         if isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config", event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a config", event.start_mark
+            )
         if self.nodes > MAX_YAML_NODES or self.depth >= MAX_YAML_DEPTH:
             problem = f"more than {MAX_YAML_NODES:,} values or {MAX_YAML_DEPTH} levels of nesting"
             raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
@@ -356,4 +358,6 @@ def find_config(name: str | Path) -> Path:
     )
     if bundled is not None:
         return bundled
-    raise ConfigError(f"config {shorten(repr(str(name)))} is neither a file nor a bundled config ({', '.join(bundled_configs())})")
+    raise ConfigError(
+        f"config {shorten(repr(str(name)))} is neither a file nor a bundled config ({', '.join(bundled_configs())})"
+    )

@@ -96,8 +96,12 @@ def _refuse_invisible_characters(text: str, path: Path, encoding: str) -> None:
                 raise DinogenError(_invisible_message(path, number, char, encoding))
 
 
+_UNNAMED = {"Cc": "a control character", "Cn": "an unassigned character", "Co": "a private-use character",
+            "Cs": "a surrogate"}  # fmt: skip
+
+
 def _invisible_message(path: Path, number: int, char: str, encoding: str) -> str:
-    kind = unicodedata.name(char, "an unassigned or control character")
+    kind = unicodedata.name(char, None) or _UNNAMED[unicodedata.category(char)]
     message = f"names file {shorten(str(path))} line {number} holds U+{ord(char):04X} ({kind}), which no name holds"
     if 0x80 <= ord(char) <= 0x9F and codecs.lookup(encoding).name == "iso8859-1":
         # Bytes 0x80-0x9F are C1 controls in Latin-1 but letters and signs (e.g. curly quotes) in Windows-1252.

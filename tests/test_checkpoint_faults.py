@@ -178,7 +178,7 @@ CRAFTED = [
         "rnn.weight_ih_l0 has shape (48, 8) where the config needs (64, 8)",
     ),
     ("another-size", _set("config", "model", "hidden_size", 17), "where the config needs"),
-    ("huge-size", _set("config", "model", "hidden_size", 10**12), "where the config needs"),
+    ("huge-size", _set("config", "model", "hidden_size", 10**12), "model.hidden_size must be in [1, 16,384]"),
     ("more-layers", _set("config", "model", "num_layers", 10**9), "lacks the weight rnn.weight_ih_l1"),
     ("vocab-string", _set("vocab", lambda chars: "".join(chars)), "vocab must be a list of characters"),
     (

@@ -319,4 +319,3 @@ def test_a_quoted_number_is_a_string_and_an_unquoted_one_a_number(names_file, tm
     path.write_text(config)
     with pytest.raises(ConfigError, match="train.lr must be a number, got a string"):
         load_config(path)
-
