@@ -20,7 +20,7 @@ from dinogen.checkpoint import Checkpoint, load_checkpoint
 from dinogen.config import require
 from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_name
 from dinogen.device import resolve_device
-from dinogen.errors import ConfigError, DinogenError
+from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.model import CharRNN, State
 from dinogen.streams import RowStreams
 
@@ -233,7 +233,8 @@ class Generator:
         prefix = self._normalize_prefix(prefix)
         unknown = self.vocab.unknown(prefix)
         if unknown:
-            raise ConfigError(f"prefix {prefix!r} has characters the model never saw: {' '.join(map(repr, unknown))}")
+            unseen = shorten(" ".join(map(repr, unknown)))
+            raise ConfigError(f"prefix {shorten(repr(prefix))} has characters the model never saw: {unseen}")
         max_length = self.default_max_length if max_length is None else max_length
         require(min_length >= 1, "min_length", "must be at least 1", min_length)
         require(max_length >= 1, "max_length", "must be at least 1", max_length)

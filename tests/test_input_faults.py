@@ -242,8 +242,9 @@ def test_messages_never_echo_a_huge_input(trained_run, names_file, tmp_path):
                  ["--set", f"data.encoding={huge}"], ["-c", huge]):  # fmt: skip
         result = dry_run(names_file, tmp_path, *args)
         assert result.exit_code in (1, 2) and len(result.stderr) < 600, result.stderr[:300]
-    result = run_case("sample", trained_run, "--prefix", huge)
-    assert result.exit_code == 2 and len(result.stderr) < 600
+    for prefix in (huge, "".join(map(chr, range(0x4E00, 0x4E00 + 50_000)))):  # known, then unseen characters
+        result = run_case("sample", trained_run, "--prefix", prefix)
+        assert result.exit_code == 2 and len(result.stderr) < 600
 
 
 # ------------------------------------------------------------------------- class 8: text that is not what it seems
