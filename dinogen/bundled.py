@@ -1,5 +1,6 @@
 """Files shipped with dinogen: the bundled names list and the YAML configs."""
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -11,7 +12,7 @@ def bundled_file(relative: str | Path) -> Path | None:
     """The shipped file at `relative` (e.g. 'configs/default.yaml'), or None if there is none."""
     for root in _ROOTS:
         candidate = root / relative
-        if candidate.is_file():
+        if os.path.isfile(candidate):  # os.path: a name too long for the system is just absent
             return candidate
     return None
 

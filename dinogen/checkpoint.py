@@ -16,7 +16,9 @@ import torch
 from dinogen import __version__
 from dinogen.config import Config
 from dinogen.data import Vocab
-from dinogen.errors import ConfigError, DinogenError
+from dinogen.errors import ConfigError, DinogenError, shorten
+from dinogen.files import read_bytes
+from dinogen.limits import CHECKPOINT_BYTES
 from dinogen.model import CharRNN, parameter_shapes
 
 FORMAT_VERSION = 2  # 2: the payload is sealed with its SHA-256; 1: the payload's fields at the top level
@@ -117,7 +119,7 @@ def remove_stale_temporaries(directory: Path) -> None:
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """A .pt file as given, or a run directory's best.pt."""
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):  # os.path: a name too long for the system is just not a directory
         return path / "best.pt"
     return path
 
@@ -125,16 +127,11 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint file (or a run directory's best.pt) safely: tensors and plain data only, checked whole."""
     given, path = Path(path), resolve_checkpoint_path(path)
-    if given.is_dir() and not path.exists():
+    if os.path.isdir(given) and not path.exists():
         runs = sorted(p.name for p in given.iterdir() if (p / "best.pt").exists())
         inside = f"; runs inside it: {', '.join(runs)}" if runs else ""
         raise DinogenError(f"{given} is not a run directory (it has no best.pt){inside}")
-    if not path.exists():
-        raise DinogenError(f"checkpoint {path} does not exist")
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DinogenError(f"cannot read checkpoint {path}: {err.strerror}") from None
+    data = read_bytes(path, "checkpoint", CHECKPOINT_BYTES)
     try:
         return validated_checkpoint(_unseal(_torch_load(data, path, map_location), path, map_location))
     except DamagedCheckpoint as err:
@@ -410,5 +407,4 @@ def _kind(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)  # an int has at most 614 digits here: weights_only refuses longer ones
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(repr(value), 40)  # an int has at most 614 digits here: weights_only refuses longer ones

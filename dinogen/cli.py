@@ -4,7 +4,9 @@ Heavy modules (torch and everything using it) are imported inside the commands, 
 `dinogen --help` and `--version` answer at once.
 """
 
+import math
 import os
+import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,7 +14,8 @@ from pathlib import Path
 import click
 
 from dinogen import __version__
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, shorten
+from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_SAMPLES, MAX_TOP_K
 
 DEFAULT_RUN = Path("checkpoints/default")
 
@@ -84,7 +87,7 @@ def _share_the_cpu() -> None:
     "-o", "--out", type=click.Path(file_okay=False), help="Run directory [default: checkpoints/<config name>]."
 )
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (sets train.device).")
-@click.option("--seed", type=int, help="Random seed (sets train.seed).")
+@click.option("--seed", type=int, help="Random seed, any integer, taken modulo 2^64 (sets train.seed).")
 @click.option(
     "--set",
     "overrides",
@@ -234,46 +237,63 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
 
 
 class _Shard(click.ParamType):
-    """K/M: shard K (counting from 0) of M."""
+    """K/M: shard K (counting from 0) of M, M at most MAX_NAMES."""
 
     name = "K/M"
+    form = re.compile(r"\s*([0-9]{1,10})\s*/\s*([0-9]{1,10})\s*")  # ASCII digits: int() reads them all
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        k, slash, m = str(value).partition("/")
-        if not (slash and k.strip().isdigit() and m.strip().isdigit()):
-            self.fail(f"{value!r} is not of the form K/M, e.g. 0/4", param, ctx)
-        k, m = int(k), int(m)
-        if not 0 <= k < m:
-            self.fail(f"{value!r} needs 0 <= K < M", param, ctx)
+        match = self.form.fullmatch(str(value))
+        if not match:
+            self.fail(f"{shorten(repr(value))} is not of the form K/M, e.g. 0/4", param, ctx)
+        k, m = map(int, match.groups())
+        if not 0 <= k < m <= MAX_NAMES:
+            self.fail(f"{value!r} needs 0 <= K < M <= {MAX_NAMES:,}", param, ctx)
         return k, m
+
+
+class _Number(click.FloatRange):
+    """A FloatRange that also refuses nan, which no comparison with a bound would catch."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{shorten(repr(value))} is not a number", param, ctx)
+        return number
 
 
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
-@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=10, show_default=True, help="How many names.")
+@click.option(
+    "-n", "--num", "n", type=click.IntRange(1, MAX_NAMES), default=10, show_default=True, help="How many names."
+)
 @click.option(
     "-t",
     "--temperature",
-    type=click.FloatRange(0, 100),
+    type=_Number(0, 100),
     default=1.0,
     show_default=True,
     help="Sampling temperature, 0 to 100; 0 is greedy (always the likeliest character).",
 )
-@click.option("--top-k", type=click.IntRange(min=1), help="Sample only among the K likeliest characters.")
+@click.option("--top-k", type=click.IntRange(1, MAX_TOP_K), help="Sample only among the K likeliest characters.")
 @click.option(
     "--top-p",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=_Number(0, 1, min_open=True),
     help="Sample only among the likeliest characters whose probabilities reach P.",
 )
 @click.option("--prefix", default="", help="Every name starts with this text.")
 @click.option(
-    "--min-length", type=click.IntRange(min=1), default=1, show_default=True, help="Shortest name, prefix included."
+    "--min-length",
+    type=click.IntRange(1, MAX_NAME_LENGTH),
+    default=1,
+    show_default=True,
+    help="Shortest name, prefix included.",
 )
 @click.option(
     "--max-length",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_NAME_LENGTH),
     help="Longest name, prefix included [default: twice the longest training name]; longer ones are dropped.",
 )
 @click.option("--unique", is_flag=True, help="No name twice.")
@@ -284,7 +304,7 @@ class _Shard(click.ParamType):
 @click.option("--most-likely", is_flag=True, help="The N names the model finds likeliest, likeliest first.")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_BATCH_SIZE),
     help="Names generated per batch [default: 4096 on a CPU, 65536 on a GPU]; it never changes the names.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -395,10 +415,15 @@ def score(args, names_file, fmt, sort, device) -> None:
     from dinogen.output import write_names
 
     checkpoint = None
-    if args and (args[0].endswith(".pt") or Path(args[0]).is_dir()):
+    if args and (args[0].endswith(".pt") or os.path.isdir(args[0])):
         checkpoint, args = args[0], args[1:]
     generator = _generator(checkpoint, device)
     names = list(args)
+    too_long = next((name for name in names if len(name) > MAX_NAME_LENGTH), None)
+    if too_long:
+        raise click.UsageError(
+            f"a name to score has {len(too_long):,} characters, more than the {MAX_NAME_LENGTH:,} dinogen handles"
+        )
     if names_file:
         names += read_names(names_file, lowercase=generator.lowercase)
     if not names:
@@ -420,12 +445,14 @@ def score(args, names_file, fmt, sort, device) -> None:
 )
 @click.option(
     "--samples",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SAMPLES),
     default=1000,
     show_default=True,
     help="Names to sample for novelty, uniqueness and length.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the samples.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed for the samples (any integer, modulo 2^64)."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:

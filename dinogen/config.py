@@ -1,7 +1,9 @@
 """Typed configuration: dataclasses with defaults, YAML loading, `key=value` overrides, checks."""
 
 import difflib
+import os
 import re
+import sys
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -11,11 +13,27 @@ from typing import Any, Literal
 import yaml
 
 from dinogen.bundled import bundled_configs, bundled_file
-from dinogen.errors import ConfigError
+from dinogen.errors import ConfigError, DinogenError, shorten
+from dinogen.files import read_bytes
+from dinogen.limits import (
+    CONFIG_FILE_BYTES,
+    MAX_BATCH_SIZE,
+    MAX_COUNT,
+    MAX_LAYERS,
+    MAX_NAME_LENGTH,
+    MAX_PARAMETERS,
+    MAX_SECONDS,
+    MAX_STEPS,
+    MAX_WIDTH,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    reduce_seed,
+)
 
 Cell = Literal["rnn", "gru", "lstm"]
 Schedule = Literal["constant", "cosine", "plateau"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks stacked in each recurrent weight matrix: GRU r, z, n; LSTM i, f, g, o
 
 
 @dataclass
@@ -31,9 +49,7 @@ class DataConfig:
 
     def validate(self) -> None:
         require(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
-        require(
-            self.max_length is None or self.max_length >= 1, "data.max_length", "must be at least 1", self.max_length
-        )
+        require_between(self.max_length, "data.max_length", 1, MAX_NAME_LENGTH, nullable=True)
 
 
 @dataclass
@@ -47,10 +63,28 @@ class ModelConfig:
     dropout: float = 0.5  # dropout on embeddings, between layers and on outputs
 
     def validate(self) -> None:
-        require(self.embedding_dim >= 1, "model.embedding_dim", "must be at least 1", self.embedding_dim)
-        require(self.hidden_size >= 1, "model.hidden_size", "must be at least 1", self.hidden_size)
-        require(self.num_layers >= 1, "model.num_layers", "must be at least 1", self.num_layers)
+        require_between(self.embedding_dim, "model.embedding_dim", 1, MAX_WIDTH)
+        require_between(self.hidden_size, "model.hidden_size", 1, MAX_WIDTH)
+        require_between(self.num_layers, "model.num_layers", 1, MAX_LAYERS)
         require(0 <= self.dropout < 1, "model.dropout", "must be in [0, 1)", self.dropout)
+        self.check_parameters(vocab_size=2)  # the smallest vocabulary: the boundary and one character
+
+    def num_parameters(self, vocab_size: int) -> int:
+        """Weights and biases of a CharRNN of this shape over `vocab_size` tokens, as torch counts them."""
+        gate_rows = GATES[self.cell] * self.hidden_size  # rows of each recurrent weight matrix
+        first_layer = gate_rows * (self.embedding_dim + self.hidden_size + 2)  # W_ih, W_hh, b_ih, b_hh
+        later_layers = (self.num_layers - 1) * gate_rows * (2 * self.hidden_size + 2)
+        return vocab_size * self.embedding_dim + first_layer + later_layers + (self.hidden_size + 1) * vocab_size
+
+    def check_parameters(self, vocab_size: int) -> None:
+        """Refuse, before anything is allocated, a model larger than MAX_PARAMETERS."""
+        count = self.num_parameters(vocab_size)
+        if count > MAX_PARAMETERS:
+            raise ConfigError(
+                f"a {self.cell} of {self.num_layers} layer(s), hidden_size {self.hidden_size} and embedding_dim "
+                f"{self.embedding_dim} over {vocab_size:,} characters has {count:,} parameters, more than the "
+                f"{MAX_PARAMETERS:,} dinogen allows; make model.hidden_size, embedding_dim or num_layers smaller"
+            )
 
 
 @dataclass
@@ -77,32 +111,37 @@ class TrainConfig:
     compile: bool = False  # run the model through torch.compile (pays a start-up cost; measure first)
 
     def validate(self) -> None:
-        require(self.epochs is None or self.epochs >= 1, "train.epochs", "must be at least 1", self.epochs)
-        require(self.max_steps is None or self.max_steps >= 1, "train.max_steps", "must be at least 1", self.max_steps)
-        require(self.max_time is None or self.max_time > 0, "train.max_time", "must be greater than 0", self.max_time)
+        require_between(self.epochs, "train.epochs", 1, MAX_COUNT, nullable=True)
+        require_between(self.max_steps, "train.max_steps", 1, MAX_STEPS, nullable=True)
+        require(
+            self.max_time is None or 0 < self.max_time <= MAX_SECONDS,
+            "train.max_time",
+            f"must be in (0, {MAX_SECONDS:,}] seconds or null",
+            self.max_time,
+        )
         require(
             self.epochs is not None or self.max_steps is not None or self.max_time is not None,
             "train.epochs",
             "may be null only when train.max_steps or train.max_time is set",
             self.epochs,
         )
-        require(self.batch_size >= 1, "train.batch_size", "must be at least 1", self.batch_size)
-        require(self.lr > 0, "train.lr", "must be greater than 0", self.lr)
-        require(self.weight_decay >= 0, "train.weight_decay", "must be at least 0", self.weight_decay)
+        require_between(self.batch_size, "train.batch_size", 1, MAX_BATCH_SIZE)
+        require(0 < self.lr <= 10, "train.lr", "must be in (0, 10]", self.lr)
+        require(0 <= self.weight_decay <= 100, "train.weight_decay", "must be in [0, 100]", self.weight_decay)
         require(
-            self.grad_clip is None or self.grad_clip > 0,
+            self.grad_clip is None or 0 < self.grad_clip <= 1e6,
             "train.grad_clip",
-            "must be greater than 0 or null",
+            "must be in (0, 1,000,000] or null",
             self.grad_clip,
         )
-        require(self.eval_every >= 1, "train.eval_every", "must be at least 1", self.eval_every)
-        require(self.warmup_steps >= 0, "train.warmup_steps", "must be at least 0", self.warmup_steps)
+        require_between(self.eval_every, "train.eval_every", 1, MAX_STEPS)
+        require_between(self.warmup_steps, "train.warmup_steps", 0, MAX_STEPS)
         require(
             0 <= self.final_lr_fraction <= 1, "train.final_lr_fraction", "must be in [0, 1]", self.final_lr_fraction
         )
-        require(self.plateau_patience >= 1, "train.plateau_patience", "must be at least 1", self.plateau_patience)
-        require(self.patience is None or self.patience >= 1, "train.patience", "must be at least 1", self.patience)
-        require(self.min_delta >= 0, "train.min_delta", "must be at least 0", self.min_delta)
+        require_between(self.plateau_patience, "train.plateau_patience", 1, MAX_COUNT)
+        require_between(self.patience, "train.patience", 1, MAX_COUNT, nullable=True)
+        require(0 <= self.min_delta <= 100, "train.min_delta", "must be in [0, 100]", self.min_delta)
 
 
 @dataclass
@@ -135,6 +174,7 @@ class Config:
         config = cls(**sections)
         for section in (config.data, config.model, config.train):
             section.validate()
+        config.train.seed = reduce_seed(config.train.seed)  # any integer; the resolved config shows the seed used
         return config
 
 
@@ -147,47 +187,89 @@ def load_config(name: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file with the safe loader, turning every failure into a ConfigError."""
-    path = Path(path)
+    """Parse a YAML file with the bounded safe loader, turning every failure into a ConfigError."""
+    shown = shorten(str(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory, not a YAML file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read config file {path}: {err}") from None
+        text = read_bytes(path, "config file", CONFIG_FILE_BYTES).decode("utf-8")
+    except DinogenError as err:
+        raise ConfigError(str(err)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {shown} is not UTF-8 text") from None
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+        problem = shorten(getattr(err, "problem", None) or "invalid YAML")
+        raise ConfigError(f"config file {shown} is not valid YAML{where}: {problem}") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(f"config file {shown} holds a number too long to read") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, bounded: no aliases (a billion laughs), limited nesting and node count.
+
+    It also reads 1e-3 as a number, as YAML 1.2 does (YAML 1.1 wants 1.0e-3), so no text is ever
+    taken for a number: a quoted '0.1' stays a string.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = self.nodes = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        self.nodes += 1
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a config", event.start_mark
+            )
+        if self.nodes > MAX_YAML_NODES or self.depth >= MAX_YAML_DEPTH:
+            problem = f"more than {MAX_YAML_NODES:,} values or {MAX_YAML_DEPTH} levels of nesting"
+            raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML document read by the bounded loader (raises yaml.YAMLError, or ValueError for a huge integer)."""
+    return yaml.load(text, Loader=_BoundedLoader)
 
 
 def apply_overrides(raw: Any, overrides: typing.Iterable[str]) -> Any:
     """Return `raw` with each `section.key=value` applied; values are parsed as YAML scalars."""
     overrides = list(overrides)
-    if not overrides:
-        return raw
+    if not overrides or not isinstance(raw, dict | None):
+        return raw  # nothing to do, or not a mapping: Config.from_dict says so
     raw = {name: dict(section or {}) if isinstance(section, dict) else section for name, section in (raw or {}).items()}
     for override in overrides:
         key, separator, text = override.partition("=")
         if not separator:
-            raise ConfigError(f"override {override!r} needs the form section.key=value, e.g. train.lr=0.001")
+            raise ConfigError(
+                f"override {shorten(repr(override))} needs the form section.key=value, e.g. train.lr=0.001"
+            )
         section, dot, name = key.strip().partition(".")
         if not dot or not name or "." in name:
             matches = [
                 f"{s}.{key.strip()}" for s, cls in _SECTIONS.items() if key.strip() in typing.get_type_hints(cls)
             ]
             hint = f" (did you mean {matches[0]!r}?)" if matches else ""
-            raise ConfigError(f"override key {key!r} must be section.key, e.g. train.lr{hint}")
+            raise ConfigError(f"override key {shorten(repr(key))} must be section.key, e.g. train.lr{hint}")
         if section not in _SECTIONS:
             raise ConfigError(_unknown_key(section, list(_SECTIONS)))
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
+            value = parse_yaml(text)
+        except (yaml.YAMLError, ValueError):
             value = text  # not a YAML scalar: keep the raw string and let type checking judge it
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
@@ -222,18 +304,17 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if typing.get_origin(hint) is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise ConfigError(f"{key} must be one of {', '.join(choices)}{optional}, got {value!r}")
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}{optional}, got {shorten(repr(value))}")
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > sys.float_info.max:
+            raise ConfigError(f"{key} must be a number of at most about 1.8e308, got {_describe(value)}")
         return float(value)
-    if hint is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
     if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
         return value
     raise ConfigError(f"{key} must be {_TYPE_NAMES[hint]}{optional}, got {_describe(value)}")
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -246,10 +327,11 @@ def _describe(value: Any) -> str:
         list: "a list",
         dict: "a mapping",
     }
-    return "null" if value is None else f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+    return "null" if value is None else f"{kinds.get(type(value), type(value).__name__)} ({shorten(repr(value))})"
 
 
 def _unknown_key(key: str, valid: list[str]) -> str:
+    key = shorten(key)
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid)}"
@@ -257,17 +339,25 @@ def _unknown_key(key: str, valid: list[str]) -> str:
 
 def require(ok: bool, key: str, rule: str, value: Any) -> None:
     if not ok:
-        raise ConfigError(f"{key} {rule}, got {'null' if value is None else repr(value)}")
+        raise ConfigError(f"{key} {rule}, got {'null' if value is None else shorten(repr(value))}")
+
+
+def require_between(value: Any, key: str, low: int, high: int, nullable: bool = False) -> None:
+    """`value` is an integer in [low, high] (or None, if `nullable`)."""
+    ok = (value is None and nullable) or (value is not None and low <= value <= high)
+    require(ok, key, f"must be in [{low:,}, {high:,}]{' or null' * nullable}", value)
 
 
 def find_config(name: str | Path) -> Path:
     """A config file path as given, or the bundled config of that name (e.g. 'lstm')."""
     path = Path(name)
-    if path.exists():
+    if os.path.exists(path):  # os.path: a name too long for the system is just absent
         return path
     bundled = (
         bundled_file(f"configs/{path.stem}.yaml") if path.suffix in ("", ".yaml") and path.parent == Path() else None
     )
     if bundled is not None:
         return bundled
-    raise ConfigError(f"config {str(name)!r} is neither a file nor a bundled config ({', '.join(bundled_configs())})")
+    raise ConfigError(
+        f"config {shorten(repr(str(name)))} is neither a file nor a bundled config ({', '.join(bundled_configs())})"
+    )

@@ -1,6 +1,8 @@
 """Names in, tensors out: reading a names file, the character vocabulary, the split, batches."""
 
+import codecs
 import logging
+import os
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -8,7 +10,9 @@ from pathlib import Path
 import torch
 
 from dinogen.bundled import bundled_file
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, shorten
+from dinogen.files import read_bytes
+from dinogen.limits import MAX_NAME_LENGTH, NAMES_FILE_BYTES, reduce_seed
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +23,7 @@ IGNORE_INDEX = -100  # target value for padding; cross_entropy skips it
 def resolve_names_path(path: str | Path) -> Path:
     """The names file at `path`, or the bundled file of that name when `path` is relative and absent."""
     path = Path(path)
-    if not path.exists() and not path.is_absolute():
+    if not os.path.exists(path) and not path.is_absolute():  # os.path: a name too long is just absent
         bundled = bundled_file(path)
         if bundled is not None:
             return bundled
@@ -31,36 +35,78 @@ def read_names(
 ) -> list[str]:
     """Read one name per line: strip, NFC-normalise, optionally lowercase, drop blanks and repeats.
 
-    Names longer than `max_length` characters are dropped with a logged warning that counts them.
+    Names longer than `max_length` characters are dropped with a logged warning that counts them; with
+    `max_length` None a name longer than MAX_NAME_LENGTH refuses the file. So do invisible characters.
+    Names that differ only in case are merged (when lowercasing) with a warning that counts them.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DinogenError(f"names file {path} does not exist") from None
-    except IsADirectoryError:
-        raise DinogenError(f"names file {path} is a directory; give a text file with one name per line") from None
-    except OSError as err:
-        raise DinogenError(f"cannot read names file {path}: {err.strerror}") from None
-    names = parse_names(_decode(raw, path, encoding), lowercase)
+    text = _decode(read_bytes(path, "names file", NAMES_FILE_BYTES), path, encoding)
+    _refuse_invisible_characters(text, path, encoding)
+    exact = parse_names(text, lowercase=False)
+    names = list(dict.fromkeys(normalize_name(name, lowercase) for name in exact)) if lowercase else exact
     if not names:
-        raise DinogenError(f"names file {path} holds no names (it is empty or only blank lines)")
-    if max_length is not None:
-        kept = [name for name in names if len(name) <= max_length]
-        if not kept:
-            raise DinogenError(
-                f"every name in {path} is longer than data.max_length ({max_length}); raise it or set it to null"
-            )
-        if len(kept) < len(names):
-            log.warning(
-                "dropped %d of %d names in %s longer than data.max_length (%d)",
-                len(names) - len(kept),
-                len(names),
-                path,
-                max_length,
-            )
-        names = kept
-    return names
+        raise DinogenError(f"names file {shorten(str(path))} holds no names (it is empty or only blank lines)")
+    if len(names) < len(exact):
+        log.warning("merged %d names in %s that differ only in case (names are lowercased)",
+                    len(exact) - len(names), shorten(str(path)))  # fmt: skip
+    if max_length is None:
+        _refuse_long_names(names, path)
+        return names
+    kept = [name for name in names if len(name) <= max_length]
+    if not kept:
+        raise DinogenError(
+            f"every name in {shorten(str(path))} is longer than data.max_length ({max_length}); raise it"
+        )
+    if len(kept) < len(names):
+        log.warning(
+            "dropped %d of %d names in %s longer than data.max_length (%d)",
+            len(names) - len(kept),
+            len(names),
+            shorten(str(path)),
+            max_length,
+        )
+    return kept
+
+
+def _refuse_long_names(names: list[str], path: Path) -> None:
+    longest = max(names, key=len)
+    if len(longest) > MAX_NAME_LENGTH:
+        raise DinogenError(
+            f"names file {shorten(str(path))} holds a name of {len(longest):,} characters, more than the "
+            f"{MAX_NAME_LENGTH:,} dinogen handles; set data.max_length to drop long lines"
+        )
+
+
+# Allowed although not printable: space separators and a tab (normalisation makes them a space), the
+# \r of a \r\n line end, and the joiners that some scripts (Persian, Indic) need to spell names.
+_ALLOWED_UNPRINTABLE = frozenset("\t\r\u200c\u200d")
+
+
+def _refuse_invisible_characters(text: str, path: Path, encoding: str) -> None:
+    """Refuse control, format, private-use and unassigned characters and line or paragraph separators.
+
+    They are invisible or break lines differently from one tool to the next, so a name holding one is
+    almost surely damage (or text in another encoding), not a name.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.isprintable():  # the fast path: no character of the categories C* or Z* but a space
+            continue
+        for char in line:
+            if not (char.isprintable() or char in _ALLOWED_UNPRINTABLE or unicodedata.category(char) == "Zs"):
+                raise DinogenError(_invisible_message(path, number, char, encoding))
+
+
+_UNNAMED = {"Cc": "a control character", "Cn": "an unassigned character", "Co": "a private-use character",
+            "Cs": "a surrogate"}  # fmt: skip
+
+
+def _invisible_message(path: Path, number: int, char: str, encoding: str) -> str:
+    kind = unicodedata.name(char, None) or _UNNAMED[unicodedata.category(char)]
+    message = f"names file {shorten(str(path))} line {number} holds U+{ord(char):04X} ({kind}), which no name holds"
+    if 0x80 <= ord(char) <= 0x9F and codecs.lookup(encoding).name == "iso8859-1":
+        # Bytes 0x80-0x9F are C1 controls in Latin-1 but letters and signs (e.g. curly quotes) in Windows-1252.
+        return message + "; the file is probably Windows-1252: set data.encoding=cp1252"
+    return message + "; remove it, or set data.encoding if the file is in another encoding"
 
 
 def normalize_name(text: str, lowercase: bool = True) -> str:
@@ -86,12 +132,14 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
         return raw.decode(codec)
     except LookupError:
         raise DinogenError(
-            f"unknown text encoding {encoding!r} for {path}; set data.encoding to e.g. utf-8 or latin-1"
+            f"unknown text encoding {shorten(repr(encoding))} for {shorten(str(path))}; "
+            "set data.encoding to e.g. utf-8 or latin-1"
         ) from None
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise DinogenError(
-            f"names file {path} is not valid {encoding} text (line {line}); convert it or set data.encoding"
+            f"names file {shorten(str(path))} is not valid {shorten(encoding)} text (line {line}); "
+            "convert it or set data.encoding"
         ) from None
 
 
@@ -136,7 +184,7 @@ def split_names(names: Sequence[str], val_fraction: float, seed: int) -> tuple[l
         raise DinogenError(
             f"only {len(names)} name; a validation split needs at least 2 (add names, or set data.val_fraction=0)"
         )
-    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(reduce_seed(seed))).tolist()
     n_val = min(len(names) - 1, max(1, round(len(names) * val_fraction)))
     return [names[i] for i in order[n_val:]], [names[i] for i in order[:n_val]]
 
@@ -181,7 +229,7 @@ class EncodedNames:
         if seed is None:
             order = torch.arange(len(self))
         else:
-            generator = torch.Generator().manual_seed(seed)
+            generator = torch.Generator().manual_seed(reduce_seed(seed))
             order = torch.randperm(len(self), generator=generator)
             chunk = batch_size * bucket
             order = torch.cat([part[self.lengths[part].argsort(stable=True)] for part in order.split(chunk)])

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from dinogen.data import EncodedNames
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, shorten
 from dinogen.sample import Generator
 from dinogen.train import mean_loss
 
@@ -34,7 +34,8 @@ def evaluate(generator: Generator, names: Sequence[str], samples: int = 1000, se
     unknown = generator.vocab.unknown("".join(names))
     if unknown:
         raise DinogenError(
-            f"the names hold characters the model never saw ({' '.join(map(repr, unknown))}); their loss is infinite"
+            f"the names hold characters the model never saw ({shorten(' '.join(map(repr, unknown)))}); "
+            "their loss is infinite"
         )
     if not names:
         raise DinogenError("no names to evaluate on: give --data FILE")

@@ -5,12 +5,11 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from dinogen.config import ModelConfig
+from dinogen.config import GATES, ModelConfig
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (layers, B, H); an LSTM also carries its cell state
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks stacked in each recurrent weight matrix: GRU r, z, n; LSTM i, f, g, o
 
 
 class CharRNN(nn.Module):
@@ -22,6 +21,7 @@ class CharRNN(nn.Module):
 
     def __init__(self, vocab_size: int, config: ModelConfig):
         super().__init__()
+        config.check_parameters(vocab_size)  # before anything is allocated
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim)
         self.rnn = _CELLS[config.cell](
@@ -81,7 +81,7 @@ def parameter_shapes(vocab_size: int, config: ModelConfig) -> Iterator[tuple[str
     Checking a checkpoint must not allocate what a damaged config asks for (nor start torch's meta
     device, which takes a second); tests keep this equal to `CharRNN(...).state_dict()`.
     """
-    embedding, hidden, gates = config.embedding_dim, config.hidden_size, _GATES[config.cell] * config.hidden_size
+    embedding, hidden, gates = config.embedding_dim, config.hidden_size, GATES[config.cell] * config.hidden_size
     yield "embedding.weight", (vocab_size, embedding)
     for layer in range(config.num_layers):
         yield f"rnn.weight_ih_l{layer}", (gates, embedding if layer == 0 else hidden)  # input to gates

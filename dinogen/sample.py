@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from dinogen.checkpoint import Checkpoint, load_checkpoint
-from dinogen.config import require
+from dinogen.config import require, require_between
 from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_name
 from dinogen.device import resolve_device
-from dinogen.errors import ConfigError, DinogenError
+from dinogen.errors import ConfigError, DinogenError, shorten
+from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES
 from dinogen.model import CharRNN, State
 from dinogen.streams import RowStreams
 
@@ -90,7 +91,7 @@ class Generator:
         self.vocab = vocab
         self.train_names = frozenset(train_names)
         self.known_names = self.train_names | frozenset(val_names)  # the names file the model learned from
-        self.default_max_length = 2 * max(map(len, self.known_names), default=16)
+        self.default_max_length = min(2 * max(map(len, self.known_names), default=16), MAX_NAME_LENGTH)
         self._rules = _CharacterRules(vocab, lowercase, self.device)
         self.fixed_shapes = self.device.type == "cuda"  # how batches are drawn (see _generate_batch)
         self.default_batch_size = DEFAULT_BATCH_SIZES.get(self.device.type, DEFAULT_BATCH_SIZES["cpu"])
@@ -153,7 +154,7 @@ class Generator:
         row that gave no name; NotEnoughNames is raised after the last name found.
         most_likely=True yields the n likeliest names instead (see `most_likely`).
         """
-        require(isinstance(n, int) and n >= 1, "n", "must be at least 1", n)
+        require_between(n, "n", 1, MAX_NAMES)
         controls = self._controls(temperature, top_k, top_p, prefix, min_length, max_length)
         excluded = self._excluded(exclude)
         rejected = set(excluded | self.known_names if novel else excluded)  # grows with --unique
@@ -162,7 +163,7 @@ class Generator:
             yield from self._most_likely(n, controls, rejected)
             return
         batch_size = self.default_batch_size if batch_size is None else batch_size
-        require(batch_size >= 1, "batch_size", "must be at least 1", batch_size)
+        require_between(batch_size, "batch_size", 1, MAX_BATCH_SIZE)
         first, step = parse_shard(shard)
         wanted = len(range(first, n, step))  # this shard's share of the n names
         if wanted == 0:
@@ -224,7 +225,7 @@ class Generator:
         since extending a prefix can only lower its probability. Fewer names come back only when the
         length range, prefix and filters allow fewer.
         """
-        require(isinstance(n, int) and n >= 1, "n", "must be at least 1", n)
+        require_between(n, "n", 1, MAX_NAMES)
         controls = self._controls(1.0, None, None, prefix, min_length, max_length)
         excluded = self._excluded(exclude)
         return list(self._most_likely(n, controls, set(excluded | self.known_names if novel else excluded)))
@@ -242,10 +243,11 @@ class Generator:
         prefix = self._normalize_prefix(prefix)
         unknown = self.vocab.unknown(prefix)
         if unknown:
-            raise ConfigError(f"prefix {prefix!r} has characters the model never saw: {' '.join(map(repr, unknown))}")
+            unseen = shorten(" ".join(map(repr, unknown)))
+            raise ConfigError(f"prefix {shorten(repr(prefix))} has characters the model never saw: {unseen}")
         max_length = self.default_max_length if max_length is None else max_length
-        require(min_length >= 1, "min_length", "must be at least 1", min_length)
-        require(max_length >= 1, "max_length", "must be at least 1", max_length)
+        require_between(min_length, "min_length", 1, MAX_NAME_LENGTH)
+        require_between(max_length, "max_length", 1, MAX_NAME_LENGTH)
         require(min_length <= max_length, "min_length", f"must not exceed max_length ({max_length})", min_length)
         require(len(prefix) <= max_length, "prefix", f"is longer than max_length ({max_length})", prefix)
         return _Controls(temperature, top_k, top_p, tuple(self.vocab.encode(prefix)), min_length, max_length)
@@ -575,7 +577,9 @@ def parse_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
     if shard is None:
         return 0, 1
     k, m = shard
-    require(isinstance(m, int) and m >= 1, "shard", "needs a count M of at least 1 (K/M)", f"{k}/{m}")
+    require(
+        isinstance(m, int) and 1 <= m <= MAX_NAMES, "shard", f"needs a count M in [1, {MAX_NAMES:,}] (K/M)", f"{k}/{m}"
+    )
     require(isinstance(k, int) and 0 <= k < m, "shard", f"needs 0 <= K < M ({m}) (K/M)", f"{k}/{m}")
     return k, m
 

@@ -178,8 +178,9 @@ CRAFTED = [
         "rnn.weight_ih_l0 has shape (48, 8) where the config needs (64, 8)",
     ),
     ("another-size", _set("config", "model", "hidden_size", 17), "where the config needs"),
-    ("huge-size", _set("config", "model", "hidden_size", 10**12), "where the config needs"),
-    ("more-layers", _set("config", "model", "num_layers", 10**9), "lacks the weight rnn.weight_ih_l1"),
+    ("huge-size", _set("config", "model", "hidden_size", 10**12), "model.hidden_size must be in [1, 16,384]"),
+    ("more-layers", _set("config", "model", "num_layers", 2), "lacks the weight rnn.weight_ih_l1"),
+    ("huge-layers", _set("config", "model", "num_layers", 10**9), "model.num_layers must be in [1, 32]"),
     ("vocab-string", _set("vocab", lambda chars: "".join(chars)), "vocab must be a list of characters"),
     (
         "vocab-ints",
@@ -201,7 +202,7 @@ CRAFTED = [
     (
         "epoch-huge",
         _set("epoch", -(2**2000)),
-        "epoch must be a non-negative integer, got an integer (-114813069527425452423283320117768198...)",
+        "epoch must be a non-negative integer, got an integer (-114813069527425452…53762184851149029376)",
     ),
     ("metrics-list", _set("metrics", []), "metrics must be a mapping"),
     (
@@ -280,7 +281,7 @@ def outer_files(payload: dict) -> list[tuple[str, bytes, str]]:
         ("format-zero", outer(format_version=0), "format_version must be a positive integer, got an integer (0)"),
         ("format-none", outer(format_version=None), "format_version must be a positive integer, got null"),
         ("format-newer", outer(format_version=3), "has format version 3, newer than this dinogen"),
-        ("format-huge", outer(format_version=2**2000), "has format version 1148130695274254524232833201177681984..."),
+        ("format-huge", outer(format_version=2**2000), "has format version 1148130695274254524…53762184851149029376,"),
         ("no-format", outer(format_version=_DELETE), "is not a dinogen checkpoint"),
         ("a-list", _torch_bytes([sealed]), "is not a dinogen checkpoint"),
         ("digest-wrong", outer(sha256="0" * 64), "is damaged (checksum mismatch)"),

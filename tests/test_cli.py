@@ -70,11 +70,11 @@ def test_output_file_and_formats(trained_run, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-n", "0"], "'-n' / '--num': 0 is not in the range x>=1"),
+        (["-n", "0"], "'-n' / '--num': 0 is not in the range 1<=x<=1000000000"),
         (["--temperature", "-1"], "-1.0 is not in the range 0<=x<=100"),
         (["--temperature", "inf"], "inf is not in the range 0<=x<=100"),
         (["--top-p", "0"], "0.0 is not in the range 0<x<=1"),
-        (["--min-length", "0"], "0 is not in the range x>=1"),
+        (["--min-length", "0"], "0 is not in the range 1<=x<=1000"),
         (["--shard", "1/4"], "--shard needs --seed"),
         (["--shard", "4/4", "--seed", "0"], "'4/4' needs 0 <= K < M"),
         (["--shard", "half", "--seed", "0"], "'half' is not of the form K/M"),

@@ -19,9 +19,9 @@ def test_defaults_and_partial_sections():
         ({"train": {"lr": "fast"}}, "train.lr must be a number, got a string ('fast')"),
         ({"train": {"epochs": True}}, "train.epochs must be an integer or null"),
         ({"model": {"cell": "transformer"}}, "model.cell must be one of rnn, gru, lstm"),
-        ({"train": {"lr": 0}}, "train.lr must be greater than 0"),
+        ({"train": {"lr": 0}}, "train.lr must be in (0, 10]"),
         ({"model": {"dropout": 1.0}}, "model.dropout must be in [0, 1)"),
-        ({"model": {"hidden_size": 0}}, "model.hidden_size must be at least 1"),
+        ({"model": {"hidden_size": 0}}, "model.hidden_size must be in [1, 16,384]"),
         ({"data": {"val_fraction": 1}}, "data.val_fraction must be in [0, 1)"),
         (
             {"train": {"epochs": None, "max_steps": None}},
@@ -92,11 +92,14 @@ def test_config_round_trips_through_yaml(tmp_path):
     assert load_config(path) == config
 
 
-def test_numbers_yaml_reads_as_text_are_accepted():
+def test_numbers_without_a_dot_are_numbers_and_quoted_numbers_are_text():
     raw = apply_overrides({}, ["train.lr=1e-3", "train.min_delta=5E-4"])
-    assert raw["train"]["lr"] == "1e-3"  # YAML 1.1 leaves a number without a dot as text
+    assert raw["train"]["lr"] == 0.001  # read as YAML 1.2 does; YAML 1.1 would leave it text
     config = Config.from_dict(raw)
     assert config.train.lr == 0.001 and config.train.min_delta == 0.0005
+    for quoted in ["'0.1'", '"1e-3"']:
+        with pytest.raises(ConfigError, match="train.lr must be a number, got a string"):
+            Config.from_dict(apply_overrides({}, [f"train.lr={quoted}"]))
     with pytest.raises(ConfigError, match="train.lr must be a number"):
         Config.from_dict({"train": {"lr": "1e-3x"}})
     with pytest.raises(ConfigError, match="must be at least 1, got null|may be null only"):

@@ -4,6 +4,7 @@ The table lives between the `errors:start` and `errors:end` markers in README.md
 command runs here, in a directory holding the files the commands name.
 """
 
+import os
 import re
 import shlex
 import shutil
@@ -17,6 +18,7 @@ from test_checkpoint_faults import payload_span
 from test_cli import invoke
 
 from dinogen.checkpoint import load_checkpoint, seal
+from dinogen.limits import NAMES_FILE_BYTES
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -48,6 +50,12 @@ def sandbox(trained_run, tmp_path_factory):
     (root / "dupes.txt").write_text("raptor\nRaptor\nraptor\n")
     (root / "bad.yaml").write_text("train:\n  lr: [0.1\n")
     (root / "notadir.txt").write_text("a file, not a directory\n")
+    os.mkfifo(root / "fifo")
+    with open(root / "huge.txt", "wb") as file:
+        file.truncate(NAMES_FILE_BYTES + 1)  # sparse: costs no disk
+    (root / "control.txt").write_text("raptor\nptero\u2028dactylus\n")
+    (root / "quotes.txt").write_bytes("raptor\n\u201ctrex\u201d\n".encode("cp1252"))
+    (root / "bomb.yaml").write_text("a: &a [x, x, x]\nb: [*a, *a, *a]\n")
     shutil.copytree(trained_run, root / "run")
     (root / "empty.pt").write_bytes(b"")
     (root / "truncated.pt").write_bytes((trained_run / "best.pt").read_bytes()[:1000])
@@ -87,6 +95,7 @@ def test_the_table_covers_the_issue_list():
     for needle in ["missing.txt", "folder", "empty.txt", "blank.txt", "latin1.txt", "windows.txt", "long.txt",
                    "one.txt", "dupes.txt", "bad.yaml", "train.lrr", "model.cell=", "missing.pt", "empty.pt",
                    "truncated.pt", "random.pt", "future.pt", "evil.pt", "crafted.pt", "flipped.pt", "-n 0", "--top-k 0",
-                   "--top-p", "--min-length", "--device cuda", "notadir.txt"]:  # fmt: skip
+                   "--top-p", "--min-length", "--device cuda", "notadir.txt", "fifo", "huge.txt", "control.txt",
+                   "quotes.txt", "bomb.yaml", "batch_size=1000", "--max-length 1000000000", "'0.1'"]:  # fmt: skip
         assert needle in commands, needle
     assert re.search(r"--set train\.lr(?!=)", commands), "a --set without '='"

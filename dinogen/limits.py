@@ -1,0 +1,29 @@
+"""Every bound on what dinogen accepts, in one place; the README's tables quote them.
+
+A bound keeps a number from overflowing, a tensor from filling memory and a run from never ending.
+"""
+
+MAX_NAME_LENGTH = 1_000  # characters: data.max_length, --min/--max-length; longer lines refuse a file (max_length null)
+MAX_PARAMETERS = 100_000_000  # a model's weights and biases: 0.4 GB in fp32, 1.6 GB with gradients and AdamW state
+MAX_WIDTH = 16_384  # model.embedding_dim and model.hidden_size
+MAX_LAYERS = 32  # model.num_layers
+MAX_BATCH_SIZE = 65_536  # train.batch_size and sample --batch-size
+MAX_STEPS = 10**9  # train.max_steps, warmup_steps and eval_every
+MAX_COUNT = 10**6  # train.epochs, patience and plateau_patience
+MAX_SECONDS = 30 * 24 * 3600  # train.max_time: 30 days
+MAX_NAMES = 10**9  # sample -n and the M of --shard K/M
+MAX_SAMPLES = 10**6  # evaluate --samples
+MAX_TOP_K = 10**6  # sample --top-k: more than any vocabulary
+
+NAMES_FILE_BYTES = 100 * 2**20  # names files: --data, data.val_path, --exclude, score --file, evaluate --data
+CONFIG_FILE_BYTES = 2**20  # YAML configs
+CHECKPOINT_BYTES = 4 * 2**30  # a model at MAX_PARAMETERS with its optimizer state and names fits
+MAX_YAML_DEPTH = 32  # nesting of a YAML config (dinogen's own has 2 levels)
+MAX_YAML_NODES = 10_000  # scalars, lists and mappings in a YAML config (dinogen's own has about 30)
+
+SEED_MODULUS = 2**64  # torch's generators take unsigned 64-bit seeds
+
+
+def reduce_seed(seed: int) -> int:
+    """Any integer as a seed torch's generators take: modulo 2^64 (-1 is 2^64 - 1, as torch itself reads it)."""
+    return seed % SEED_MODULUS
