@@ -1,6 +1,7 @@
 """Names in, tensors out: reading a names file, the character vocabulary, the split, batches."""
 
 import logging
+import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,13 +30,13 @@ def resolve_names_path(path: str | Path) -> Path:
 def read_names(
     path: str | Path, lowercase: bool = True, encoding: str = "utf-8", max_length: int | None = None
 ) -> list[str]:
-    """Read one name per line: strip, NFC-normalise, optionally lowercase, drop blanks and repeats.
+    """Read one name per line ("-": stdin): strip, NFC-normalise, optionally lowercase, drop blanks and repeats.
 
     Names longer than `max_length` characters are dropped with a logged warning that counts them.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = (sys.stdin.buffer.read() if sys.stdin else b"") if str(path) == "-" else path.read_bytes()
     except FileNotFoundError:
         raise DinogenError(f"names file {path} does not exist") from None
     except IsADirectoryError:

@@ -17,6 +17,7 @@ from test_checkpoint_faults import payload_span
 from test_cli import invoke
 
 from dinogen.checkpoint import load_checkpoint, seal
+from dinogen.run import lock_run_dir
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -62,7 +63,15 @@ def sandbox(trained_run, tmp_path_factory):
     span = payload_span(bytes(flipped))
     flipped[span[len(span) // 2]] ^= 0x10
     (root / "flipped.pt").write_bytes(flipped)
-    return root
+    (root / "early").mkdir()  # stopped before its first evaluation: last.pt only
+    shutil.copy(trained_run / "last.pt", root / "early" / "last.pt")
+    shutil.copytree(trained_run, root / "mixed")
+    config = (root / "mixed" / "config.yaml").read_text().split("\n", 1)[1]
+    (root / "mixed" / "config.yaml").write_text("# dinogen run 0123456789ab\n" + config)  # last.pt: another run's
+    (root / "busy").mkdir()
+    lock = lock_run_dir(root / "busy")  # a training "running" there for the rows' duration
+    yield root
+    lock.close()
 
 
 @pytest.mark.parametrize(("what", "command", "message", "code"), readme_error_rows(), ids=lambda v: str(v)[:40])
@@ -87,6 +96,7 @@ def test_the_table_covers_the_issue_list():
     for needle in ["missing.txt", "folder", "empty.txt", "blank.txt", "latin1.txt", "windows.txt", "long.txt",
                    "one.txt", "dupes.txt", "bad.yaml", "train.lrr", "model.cell=", "missing.pt", "empty.pt",
                    "truncated.pt", "random.pt", "future.pt", "evil.pt", "crafted.pt", "flipped.pt", "-n 0", "--top-k 0",
-                   "--top-p", "--min-length", "--device cuda", "notadir.txt"]:  # fmt: skip
+                   "--top-p", "--min-length", "--device cuda", "notadir.txt", "/dev/full", "early", "busy", "mixed",
+                   "--resume missing"]:  # fmt: skip
         assert needle in commands, needle
     assert re.search(r"--set train\.lr(?!=)", commands), "a --set without '='"
