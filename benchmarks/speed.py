@@ -115,6 +115,7 @@ class Settings:
     child_repeats: int = 5  # runs of each CLI command (memory, start-up, ddp)
     ddp_steps: int = 200
     busy_steps: int = 200  # training steps per run of the busy-machine table
+    busy_seconds: float = 20.0  # or at most this many seconds of training
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -662,9 +663,12 @@ def print_startup(rows: list[dict]) -> None:
     )
 
 
-def names_training(args, device: torch.device, run_dir: Path, steps: int, processes: int = 1) -> list[str]:
-    """`dinogen train -c names` on --names for exactly `steps` steps, one evaluation at the end."""
-    budget = [f"train.max_steps={steps}", "train.max_time=null", "train.epochs=null", f"train.eval_every={steps}"]
+def names_training(
+    args, device: torch.device, run_dir: Path, steps: int, processes: int = 1, max_time: float | None = None
+) -> list[str]:
+    """`dinogen train -c names` on --names for `steps` steps (or `max_time` seconds), one evaluation at the end."""
+    limit = "null" if max_time is None else max_time
+    budget = [f"train.max_steps={steps}", f"train.max_time={limit}", "train.epochs=null", f"train.eval_every={steps}"]
     command = [*dinogen_command(processes), "train", "-q", "-c", "names", "--data", args.names, "-o", str(run_dir)]
     command += ["--overwrite", "--device", str(device), "--set", f"train.precision={args.precision}"]
     return command + [part for override in budget for part in ("--set", override)]
@@ -717,7 +721,8 @@ def benchmark_busy(args, settings: Settings, device: torch.device, workdir: Path
     run_dir = workdir / "busy"
     for label, variables in THREAD_SETTINGS.items():
         command = ["env", *(f"{key}={value}" for key, value in variables.items())]
-        command += names_training(args, device, run_dir, settings.busy_steps)
+        # at most busy_seconds: a badly shared CPU can make 200 steps take many minutes
+        command += names_training(args, device, run_dir, settings.busy_steps, max_time=settings.busy_seconds)
         row = {"setting": label}
         for load in ("quiet", "busy"):
             log(f"busy: {label}, {load} machine x {settings.child_repeats} ...")

@@ -2,10 +2,10 @@
 
 import hashlib
 import io
+import logging
 import math
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +20,9 @@ from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.files import read_bytes
 from dinogen.limits import CHECKPOINT_BYTES
 from dinogen.model import CharRNN, parameter_shapes
+from dinogen.output import output_file
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: the payload is sealed with its SHA-256; 1: the payload's fields at the top level
 
@@ -42,6 +45,7 @@ class Checkpoint:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     dinogen_version: str = __version__
     torch_version: str = str(torch.__version__)
+    run_id: str = ""  # which run wrote it, as in its directory's config.yaml ("" before run ids existed)
 
     def build_model(self, device: torch.device | str = "cpu") -> CharRNN:
         """The trained CharRNN, in eval mode, on `device`."""
@@ -95,19 +99,11 @@ def seal(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
-    """Write atomically: a temporary file in the same directory, then os.replace over `path`."""
+    """Write atomically (see output_file): a crash or kill leaves the previous whole file, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(seal(checkpoint.to_dict()), file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with output_file(path, binary=True) as file:
+        torch.save(seal(checkpoint.to_dict()), file)
 
 
 def remove_stale_temporaries(directory: Path) -> None:
@@ -117,10 +113,11 @@ def remove_stale_temporaries(directory: Path) -> None:
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
-    """A .pt file as given, or a run directory's best.pt."""
+    """A .pt file as given, or a run directory's best.pt (its last.pt before the run's first evaluation)."""
     path = Path(path)
     if os.path.isdir(path):  # os.path: a name too long for the system is just not a directory
-        return path / "best.pt"
+        best, last = path / "best.pt", path / "last.pt"
+        return last if last.exists() and not best.exists() else best
     return path
 
 
@@ -128,9 +125,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint file (or a run directory's best.pt) safely: tensors and plain data only, checked whole."""
     given, path = Path(path), resolve_checkpoint_path(path)
     if os.path.isdir(given) and not path.exists():
-        runs = sorted(p.name for p in given.iterdir() if (p / "best.pt").exists())
+        runs = sorted(p.name for p in given.iterdir() if (p / "best.pt").exists() or (p / "last.pt").exists())
         inside = f"; runs inside it: {', '.join(runs)}" if runs else ""
-        raise DinogenError(f"{given} is not a run directory (it has no best.pt){inside}")
+        raise DinogenError(f"{given} is not a run directory (it has no best.pt or last.pt){inside}")
+    if os.path.isdir(given) and path.name == "last.pt":
+        log.warning("%s has no best.pt yet (it stopped before its first evaluation); using its last.pt", given)
     data = read_bytes(path, "checkpoint", CHECKPOINT_BYTES)
     try:
         return validated_checkpoint(_unseal(_torch_load(data, path, map_location), path, map_location))
@@ -190,6 +189,7 @@ def _expect(condition: bool, problem: str) -> None:
 
 
 _STRINGS = ("data_path", "device", "created", "dinogen_version", "torch_version")
+_OPTIONAL = ("run_id",)  # fields that files of earlier releases lack
 _COUNTS = ("step", "epoch")
 
 
@@ -200,7 +200,7 @@ def validated_checkpoint(payload: Any) -> Checkpoint:
     wrong field, so that nothing downstream meets a value of the wrong type or shape.
     """
     _expect(isinstance(payload, dict), f"its payload must be a mapping of fields, got {_kind(payload)}")
-    _check_fields(payload, "it", [item.name for item in fields(Checkpoint)])
+    _check_fields(payload, "it", [item.name for item in fields(Checkpoint) if item.name not in _OPTIONAL], _OPTIONAL)
     _expect(isinstance(payload["config"], dict), f"config must be a mapping, got {_kind(payload['config'])}")
     try:
         config = Config.from_dict(payload["config"])
@@ -212,7 +212,7 @@ def validated_checkpoint(payload: Any) -> Checkpoint:
     _expect(len(payload["train_names"]) > 0, "train_names is empty")
     for name in _COUNTS:
         _expect(_is_count(payload[name]), f"{name} must be a non-negative integer, got {_kind(payload[name])}")
-    for name in _STRINGS:
+    for name in _STRINGS + tuple(key for key in _OPTIONAL if key in payload):
         _expect(isinstance(payload[name], str), f"{name} must be a string, got {_kind(payload[name])}")
     _expect(_is_record(payload["metrics"]), "metrics must be a mapping of names to plain values")
     shapes = _check_model_state(payload["model_state"], len(vocab), config)

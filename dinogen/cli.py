@@ -4,11 +4,14 @@ Heavy modules (torch and everything using it) are imported inside the commands, 
 `dinogen --help` and `--version` answer at once.
 """
 
+import json
 import math
 import os
 import re
+import signal
 import sys
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -17,40 +20,88 @@ from dinogen import __version__
 from dinogen.errors import DinogenError, shorten
 from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_SAMPLES, MAX_TOP_K
 
-DEFAULT_RUN = Path("checkpoints/default")
+RUNS = Path("checkpoints")  # where `dinogen train` puts runs without -o, and where the other commands look
+_VERBOSE, _DEBUG = "dinogen.verbose", "dinogen.debug"  # keys of click's ctx.meta, shared by all nested contexts
 
 
 class _Group(click.Group):
-    """Turns the library's errors into one sentence on stderr with their exit code."""
+    """Turns the library's errors into one sentence on stderr with their exit code, and signals into 130/143."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            # The reader went away (`dinogen sample | head`): stop quietly, as Unix tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error when Python flushes stdout
-            sys.exit(128 + 13)  # as if killed by SIGPIPE
-        except DinogenError as err:
-            if ctx.params.get("debug"):
+        with _sigterm_raises():
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM: finally-blocks have run, temporary files are gone
+                sys.exit(128 + getattr(stop, "signum", signal.SIGINT))
+            except BrokenPipeError:
+                from dinogen.output import silence_stdout
+
+                # The reader went away (`dinogen sample | head`): stop quietly, as Unix tools do.
+                silence_stdout()  # no error when Python flushes stdout
+                sys.exit(128 + signal.SIGPIPE)  # as if killed by SIGPIPE
+            except DinogenError as err:
+                if ctx.meta.get(_DEBUG):
+                    raise
+                error = click.ClickException(str(err))
+                error.exit_code = err.exit_code
+                raise error from None
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
-            error = click.ClickException(str(err))
-            error.exit_code = err.exit_code
-            raise error from None
+            except Exception as err:
+                if ctx.meta.get(_DEBUG):
+                    raise
+                raise unexpected_error(err) from None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="dinogen")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
-@click.option("--debug", is_flag=True, help="Show a full traceback on errors.")
-def main(verbose: bool, debug: bool) -> None:
-    """Learn what names of a kind look like, and write new ones.
+def unexpected_error(err: Exception) -> click.ClickException:
+    """The last line of defence: a bug's exception as one sentence (the tests fail if any of their inputs get here)."""
+    message = " ".join(str(err).split())
+    message = message if len(message) <= 200 else message[:200] + "..."
+    return click.ClickException(f"unexpected {type(err).__name__}: {message}; run with --debug for the traceback")
 
-    \b
-    Examples:
-      dinogen train                          # the default GRU on the bundled dinosaur list
-      dinogen sample -n 20 --temperature 0.8
-      dinogen train -c lstm --set train.epochs=5 --data my_names.txt
-    """
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the command unwinds the same way."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
+@contextmanager
+def _sigterm_raises():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _set_verbose(ctx: click.Context, param, value: bool) -> None:
+    if value:
+        ctx.meta[_VERBOSE] = True
+        _configure_logging(True)
+
+
+def _set_debug(ctx: click.Context, param, value: bool) -> None:
+    if value:
+        ctx.meta[_DEBUG] = True
+
+
+def _global_options(function):
+    """-v and --debug, accepted before the command (`dinogen -v train`) and after it (`dinogen train -v`)."""
+    function = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
+                            help="Show a full traceback on errors.")(function)  # fmt: skip
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
+                        help="Debug logging on stderr.")(function)  # fmt: skip
+
+
+def _configure_logging(verbose: bool) -> None:
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
@@ -73,6 +124,22 @@ def _share_the_cpu() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="dinogen")
+@_global_options
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Learn what names of a kind look like, and write new ones.
+
+    \b
+    Examples:
+      dinogen train                          # the default GRU on the bundled dinosaur list
+      dinogen sample -n 20 --temperature 0.8
+      dinogen train -c lstm --set train.epochs=5 --data my_names.txt
+    """
+    _configure_logging(ctx.meta.get(_VERBOSE, False))
+
+
 @main.command()
 @click.option(
     "-c",
@@ -84,7 +151,10 @@ def _share_the_cpu() -> None:
 )
 @click.option("--data", help="Names file, one per line (sets data.path).")
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False), help="Run directory [default: checkpoints/<config name>]."
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Run directory [default: a new one, checkpoints/<config name>, or <config name>-2, -3, ... if that is taken].",
 )
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (sets train.device).")
 @click.option("--seed", type=int, help="Random seed, any integer, taken modulo 2^64 (sets train.seed).")
@@ -95,13 +165,12 @@ def _share_the_cpu() -> None:
     metavar="KEY=VALUE",
     help="Override a config key, e.g. train.lr=0.001 (repeatable).",
 )
-@click.option(
-    "--resume", type=click.Path(exists=True), help="Continue the run in this directory (or from this checkpoint)."
-)
+@click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from this checkpoint).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in the run directory.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @click.option("--dry-run", is_flag=True, help="Check config, data and device, say what would run, and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines.")
+@_global_options
 def train(config_name, data, out, device, seed, overrides, resume, overwrite, print_config, dry_run, quiet) -> None:
     """Train a model and write checkpoints to a run directory.
 
@@ -118,7 +187,8 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     """
     from dinogen.config import find_config, load_config
     from dinogen.distributed import joined_world
-    from dinogen.run import Run
+    from dinogen.output import standard_output
+    from dinogen.run import Run, new_run_dir
 
     context = click.get_current_context()
     if resume and any(context.get_parameter_source(p).name != "DEFAULT" for p in ("config_name", "out", "overwrite")):
@@ -126,7 +196,8 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
             "--resume continues a run with its saved config and directory; drop -c/--out/--overwrite"
         )
     explicit = {"data.path": data, "train.device": device, "train.seed": seed}
-    overrides = [*overrides, *(f"{key}={value}" for key, value in explicit.items() if value is not None)]
+    # JSON is YAML: quoted, a path such as "-" or "null" stays a string
+    overrides = [*overrides, *(f"{key}={json.dumps(value)}" for key, value in explicit.items() if value is not None)]
     world = context.with_resource(joined_world())  # the process group stays open until the command ends
     quiet = quiet or not world.is_main  # rank 0 alone reports
     if resume:
@@ -137,10 +208,13 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         config = load_config(config_path, overrides)
     if print_config:
         if world.is_main:
-            click.echo(config.to_yaml(), nl=False)
+            with standard_output() as stdout:
+                stdout.write(config.to_yaml())
         return
     if not resume:
-        run = Run(config, out or Path("checkpoints") / config_path.stem, world=world)
+        # every rank must train into the directory rank 0 chose (a numbered one appears once rank 0 writes it)
+        run_dir = world.main_choice(out or new_run_dir(RUNS, config_path.stem))
+        run = Run(config, run_dir, world=world)
         if dry_run:
             run.check_dir(overwrite)
         else:
@@ -176,11 +250,16 @@ def _describe(run, action: str) -> str:
     processes = f" x {run.world.size} processes" if run.world.size > 1 else ""
     return (
         f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
-        f"{len(run.train_names):,} names from {run.data_path}, {len(run.val_names):,} held out; "
-        f"{trainer.steps_per_epoch:,} batch{'es' * (trainer.steps_per_epoch != 1)} per epoch, {budget}; "
+        f"{_count(len(run.train_names), 'name')} from {run.data_path}, {len(run.val_names):,} held out; "
+        f"{_count(trainer.steps_per_epoch, 'batch', 'batches')} per epoch, {budget}; "
         f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}{processes}; "
         f"run directory {run.run_dir}"
     )
+
+
+def _count(number: int, singular: str, plural: str = "") -> str:
+    """'1 name', '2 names', '1,453 names'."""
+    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"
 
 
 def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
@@ -319,6 +398,7 @@ class _Number(click.FloatRange):
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
 )
+@_global_options
 def sample(
     checkpoint,
     n,
@@ -341,7 +421,7 @@ def sample(
 ) -> None:
     """Write new names from a trained model.
 
-    CHECKPOINT is a .pt file or a run directory (its best.pt) [default: checkpoints/default].
+    CHECKPOINT is a .pt file or a run directory (its best.pt) [default: the latest run in checkpoints/].
     Exits with status 3 when the filters leave fewer than N names.
 
     \b
@@ -353,7 +433,7 @@ def sample(
       dinogen sample --most-likely -n 20 --novel
     """
     from dinogen.data import read_names
-    from dinogen.output import atomic_text_file, write_names
+    from dinogen.output import output_file, standard_output, write_names
     from dinogen.sample import NotEnoughNames
 
     if shard and seed is None:
@@ -383,7 +463,7 @@ def sample(
         most_likely=most_likely,
     )
     shortfall = None
-    with atomic_text_file(output) if output else nullcontext(sys.stdout) as file:
+    with output_file(output) if output else standard_output() as file:
         try:
             write_names(_progress(records, n, output), file, fmt)
         except NotEnoughNames as err:
@@ -399,12 +479,14 @@ def sample(
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
 @click.option("--sort", is_flag=True, help="Most likely names first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@_global_options
 def score(args, names_file, fmt, sort, device) -> None:
     """How likely the model finds each name: log-probability and loss per character.
 
     The first argument is taken as the checkpoint when it is a .pt file or a directory
-    [default: checkpoints/default]. A name with a character the model never saw is impossible:
-    log_prob -inf, nll_per_char inf. The text format prints: nll_per_char, log_prob, name.
+    [default: the latest run in checkpoints/]; FILE may be - (standard input). A name with a character
+    the model never saw is impossible: log_prob -inf, nll_per_char inf. The text format prints:
+    nll_per_char, log_prob, name.
 
     \b
     Examples:
@@ -412,7 +494,7 @@ def score(args, names_file, fmt, sort, device) -> None:
       dinogen score checkpoints/lstm --file candidates.txt --sort --format csv
     """
     from dinogen.data import read_names
-    from dinogen.output import write_names
+    from dinogen.output import standard_output, write_names
 
     checkpoint = None
     if args and (args[0].endswith(".pt") or os.path.isdir(args[0])):
@@ -429,11 +511,11 @@ def score(args, names_file, fmt, sort, device) -> None:
     if not names:
         raise click.UsageError("give names to score as arguments or with --file")
     scores = generator.score(names, sort=sort)
-    if fmt == "text":
-        for s in scores:
-            click.echo(f"{s.nll_per_char:.4f}\t{s.log_prob:.4f}\t{s.name}")
-    else:
-        write_names(scores, sys.stdout, fmt)
+    with standard_output() as stdout:
+        if fmt != "text":
+            write_names(scores, stdout, fmt)
+        for s in scores if fmt == "text" else ():
+            stdout.write(f"{s.nll_per_char:.4f}\t{s.log_prob:.4f}\t{s.name}\n")
 
 
 @main.command()
@@ -455,6 +537,7 @@ def score(args, names_file, fmt, sort, device) -> None:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_global_options
 def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
     """Loss (nats/char, bits/char, perplexity) on held-out names, and novelty, uniqueness
     and length of sampled names.
@@ -466,29 +549,29 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
     """
     from dinogen.data import read_names
     from dinogen.evaluate import evaluate as run_evaluation
-    from dinogen.output import to_json
+    from dinogen.output import standard_output, to_json
     from dinogen.sample import Generator
 
     loaded, target = _checkpoint(checkpoint, device)
     generator = Generator.from_loaded(loaded, target)
     names = read_names(data, lowercase=loaded.config.data.lowercase) if data else loaded.val_names
     report = run_evaluation(generator, names, samples=samples, seed=seed)
-    if fmt == "json":
-        click.echo(to_json(report.to_dict()))
-        return
-    source = data or "validation names"
-    click.echo(f"loss          {report.loss:.4f} nats/char, {report.bits_per_char:.4f} bits/char")
-    click.echo(f"perplexity    {report.perplexity:.3f}")
-    click.echo(f"measured on   {report.names:,} names, {report.chars:,} characters ({source})")
-    click.echo(f"samples       {report.samples:,}: novelty {report.novelty:.1%}, uniqueness {report.uniqueness:.1%}")
-    click.echo(
-        f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names"
-    )
+    source = "standard input" if data == "-" else data or "validation names"
+    lines = [to_json(report.to_dict())] if fmt == "json" else [
+        f"loss          {report.loss:.4f} nats/char, {report.bits_per_char:.4f} bits/char",
+        f"perplexity    {report.perplexity:.3f}",
+        f"measured on   {_count(report.names, 'name')}, {_count(report.chars, 'character')} ({source})",
+        f"samples       {report.samples:,}: novelty {report.novelty:.1%}, uniqueness {report.uniqueness:.1%}",
+        f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names",
+    ]  # fmt: skip
+    with standard_output() as stdout:
+        stdout.write("".join(line + "\n" for line in lines))
 
 
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_global_options
 def info(checkpoint, fmt) -> None:
     """What a checkpoint holds: model, data, training progress and versions.
 
@@ -497,19 +580,19 @@ def info(checkpoint, fmt) -> None:
       dinogen info
       dinogen info checkpoints/lstm/last.pt --format json
     """
-    from dinogen.checkpoint import resolve_checkpoint_path
-    from dinogen.output import to_json
+    from dinogen.checkpoint import load_checkpoint, resolve_checkpoint_path
+    from dinogen.output import standard_output, to_json
 
-    loaded, _ = _checkpoint(checkpoint, "cpu")
-    summary = {"checkpoint": str(resolve_checkpoint_path(_checkpoint_path(checkpoint))), **loaded.summary()}
-    if fmt == "json":
-        click.echo(to_json(summary))
-        return
+    path = _checkpoint_path(checkpoint)
+    summary = {"checkpoint": str(resolve_checkpoint_path(path)), **load_checkpoint(path).summary()}
     width = max(map(len, summary))
-    for key, value in summary.items():
-        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
-        shown = f"{value:.4f}" if isinstance(value, float) else shown
-        click.echo(f"{key:<{width}}  {shown}")
+    with standard_output() as stdout:
+        if fmt == "json":
+            stdout.write(to_json(summary) + "\n")
+        for key, value in summary.items() if fmt == "text" else ():
+            shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+            shown = f"{value:.4f}" if isinstance(value, float) else shown
+            stdout.write(f"{key:<{width}}  {shown}\n")
 
 
 @main.command()
@@ -518,13 +601,12 @@ def info(checkpoint, fmt) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    default="loss.png",
-    show_default=True,
-    help="Image file to write.",
+    help="Image file to write (.png, .svg, .pdf) [default: loss.png in the (first) run directory].",
 )
+@_global_options
 def plot(run_dirs, output) -> None:
     """Train and validation loss against step, with the learning rate below, for one or more
-    runs overlaid [default run: checkpoints/default]. Needs matplotlib: pip install 'dinogen[plot]'.
+    runs overlaid [default run: the latest in checkpoints/]. Needs matplotlib: pip install 'dinogen[plot]'.
 
     \b
     Examples:
@@ -533,12 +615,14 @@ def plot(run_dirs, output) -> None:
     """
     from dinogen.plot import plot_runs
 
-    plot_runs(list(run_dirs) or [_checkpoint_path(None)], output)
+    run_dirs = list(run_dirs) or [_checkpoint_path(None)]
+    output = output or Path(run_dirs[0]) / "loss.png"
+    plot_runs(run_dirs, output)
     click.echo(f"wrote {output}", err=True)
 
 
 def _checkpoint(path: str | None, device: str):
-    """The checkpoint at `path` (default: checkpoints/default) loaded onto `device`, and the device."""
+    """The checkpoint at `path` (default: the latest run) loaded onto `device`, and the device."""
     from dinogen.checkpoint import load_checkpoint
     from dinogen.device import resolve_device
 
@@ -547,11 +631,19 @@ def _checkpoint(path: str | None, device: str):
 
 
 def _checkpoint_path(path: str | None) -> str | Path:
+    """`path` as given, or the run `dinogen train` wrote last (a note says which, when there are several)."""
+    from dinogen.run import run_dirs
+
     if path is not None:
         return path
-    if not DEFAULT_RUN.exists():
-        raise DinogenError(f"no checkpoint given and {DEFAULT_RUN} does not exist; run `dinogen train` first")
-    return DEFAULT_RUN
+    runs = run_dirs(RUNS)
+    if not runs:
+        raise DinogenError(f"no checkpoint given and no run in {RUNS}/ yet; run `dinogen train` first")
+    if len(runs) > 1:
+        click.echo(
+            f"using {runs[-1]}, the latest of {len(runs)} runs in {RUNS}/ (name one to choose another)", err=True
+        )
+    return runs[-1]
 
 
 def _generator(checkpoint: str | None, device: str):

@@ -183,7 +183,24 @@ _SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train":
 
 def load_config(name: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
     """Read a YAML config (a file, or a bundled config's name), apply `section.key=value` overrides, validate."""
-    return Config.from_dict(apply_overrides(read_yaml(find_config(name)), overrides))
+    path = find_config(name)
+    return Config.from_dict(apply_overrides(_paths_beside(read_yaml(path), path.parent), overrides))
+
+
+def _paths_beside(raw: Any, folder: Path) -> Any:
+    """A config file's relative names files, read from the file's folder (a config travels with its data).
+
+    A path with no such file there but a bundled file of that name (`data/dinos.txt` in the bundled configs)
+    is kept as written, so that it still finds the bundled file.
+    """
+    data = raw.get("data") if isinstance(raw, dict) else None
+    for key in ("path", "val_path"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, str) and value != "-" and not Path(value).is_absolute():
+            beside = folder / value
+            if os.path.exists(beside) or bundled_file(value) is None:
+                data[key] = str(beside)
+    return raw
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -33,7 +33,7 @@ def resolve_names_path(path: str | Path) -> Path:
 def read_names(
     path: str | Path, lowercase: bool = True, encoding: str = "utf-8", max_length: int | None = None
 ) -> list[str]:
-    """Read one name per line: strip, NFC-normalise, optionally lowercase, drop blanks and repeats.
+    """Read one name per line ("-": stdin): strip, NFC-normalise, optionally lowercase, drop blanks and repeats.
 
     Names longer than `max_length` characters are dropped with a logged warning that counts them; with
     `max_length` None a name longer than MAX_NAME_LENGTH refuses the file. So do invisible characters.

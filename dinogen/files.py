@@ -2,17 +2,24 @@
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 from dinogen.errors import DinogenError, shorten
 
 
 def read_bytes(path: str | Path, what: str, limit: int) -> bytes:
-    """The bytes of the regular file at `path`, at most `limit`; anything else is a DinogenError naming `what`.
+    """The bytes of the regular file at `path` ("-": standard input), at most `limit`; anything else is a
+    DinogenError naming `what`.
 
     O_NONBLOCK: opening a FIFO would otherwise wait for a writer for ever; the type is checked before reading.
     """
     named = f"{what} {shorten(str(path))}"
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(limit + 1) if sys.stdin else b""
+        if len(data) > limit:
+            raise DinogenError(f"{named} (standard input) is larger than {_size(limit)}, the most dinogen reads")
+        return data
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:

@@ -1,23 +1,29 @@
-"""Writing results for scripts: text, JSON lines or CSV, to stdout or atomically to a file."""
+"""Writing results: the formats (text, JSON lines, CSV), standard output, and the one path every file is written by."""
 
+import contextlib
 import csv
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dinogen.errors import DinogenError
-from dinogen.sample import ScoredName
+
+if TYPE_CHECKING:  # only for type hints: this module sits below checkpoint and sample, which write through it
+    from dinogen.sample import ScoredName
 
 FORMATS = ("text", "jsonl", "csv")
 FIELDS = ("name", "log_prob", "nll_per_char", "length")
 
 
-def write_names(records: Iterable[ScoredName], file: IO[str], fmt: str = "text") -> int:
+def write_names(records: "Iterable[ScoredName]", file: IO[str], fmt: str = "text") -> int:
     """Write each record as it arrives (so output streams); return how many were written."""
     count = 0
     if fmt == "csv":
@@ -50,16 +56,102 @@ def _finite_or_none(value):
 
 
 @contextmanager
-def atomic_text_file(path: str | Path) -> Iterator[IO[str]]:
-    """A text file that appears at `path` only when the block finishes; until then the old file stays."""
-    path = Path(path)
+def output_file(path: str | Path, binary: bool = False) -> Iterator[IO]:
+    """The one way dinogen writes a file: open `path` for writing, and make the block's output appear there.
+
+    A regular file (or a new one) is replaced atomically when the block finishes, keeping the old file's
+    mode (a new file gets the mode the umask gives); a symbolic link is followed and its target replaced.
+    Anything else (/dev/stdout, a FIFO, a device) is written directly, never replaced by a regular file.
+    Any error while writing raises a DinogenError naming `path`; an unfinished write leaves nothing behind.
+    """
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        kind = os.stat(path).st_mode  # follows links: /dev/stdout is whatever stdout is
+    except FileNotFoundError:
+        kind = None
     except OSError as err:
         raise DinogenError(f"cannot write {path}: {err.strerror}") from None
+    if kind is None or stat.S_ISREG(kind):
+        writer = _replace_atomically(Path(os.path.realpath(path)), kind)
+    else:
+        writer = _write_directly(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+        with writer as descriptor, _open(descriptor, binary) as file:
             yield file
-        os.replace(temporary, path)
+            file.flush()
+    except OSError as err:
+        raise DinogenError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _open(descriptor: int, binary: bool) -> IO:
+    if binary:
+        return open(descriptor, "wb", closefd=False)
+    return open(descriptor, "w", encoding="utf-8", newline="", closefd=False)
+
+
+@contextmanager
+def _replace_atomically(target: Path, old_mode: int | None) -> Iterator[int]:
+    """A temporary file beside `target`, renamed over it once written and synced; removed if the block fails."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    # 0o666 through os.open: the umask decides a new file's mode, as it does for any program's new file
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        yield descriptor
+        if old_mode is not None:
+            os.fchmod(descriptor, stat.S_IMODE(old_mode))
+        os.fsync(descriptor)
+        os.close(descriptor)
+        descriptor = None
+        os.replace(temporary, target)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        if descriptor is not None:
+            os.close(descriptor)
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def _write_directly(path: str | Path) -> Iterator[int]:
+    """A FIFO or device opened as it is; a FIFO nobody reads is an error, not a hang."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        if err.errno == errno.ENXIO:  # opening a FIFO without O_NONBLOCK would wait for a reader for ever
+            raise DinogenError(f"cannot write {path}: nothing is reading from it") from None
+        raise
+    try:
+        os.set_blocking(descriptor, True)
+        yield descriptor
+    finally:
+        os.close(descriptor)
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Add one line at the end of a log file (metrics.jsonl); a failed write raises a DinogenError."""
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+    except OSError as err:
+        raise DinogenError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+@contextmanager
+def standard_output() -> Iterator[IO[str]]:
+    """sys.stdout for a command's results; a closed stdout or a failed write (a full disk) raises a DinogenError.
+
+    A reader that went away (BrokenPipeError) is left to the caller, which stops quietly as Unix tools do.
+    """
+    if sys.stdout is None:  # started with stdout closed (`dinogen score x >&-`)
+        raise DinogenError("cannot write the results: standard output is closed")
+    try:
+        yield sys.stdout
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        silence_stdout()
+        raise DinogenError(f"cannot write to standard output: {err.strerror or err}") from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's last flush of unwritten output cannot fail again at exit."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real file behind a test runner's stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

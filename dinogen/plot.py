@@ -1,9 +1,11 @@
 """Loss and learning-rate curves of one or more runs, from their metrics.jsonl (needs matplotlib)."""
 
+import io
 import json
 from pathlib import Path
 
 from dinogen.errors import DinogenError
+from dinogen.output import output_file
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -55,14 +57,15 @@ def plot_runs(run_dirs: list[str | Path], output: str | Path) -> None:
     lr_axes.set_xlabel("step")
     lr_axes.set_ylabel("learning rate")
     lr_axes.grid(alpha=0.3)
+    image = io.BytesIO()  # drawn whole in memory first: a failed write cannot leave half an image
     try:
-        figure.savefig(output, dpi=120)
-    except OSError as err:
-        raise DinogenError(f"cannot write {output}: {err.strerror}") from None
+        figure.savefig(image, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=120)
     except ValueError:  # matplotlib does not know the file ending
         raise DinogenError(f"cannot write {output}: unknown image format; use a .png, .svg or .pdf name") from None
     finally:
         plt.close(figure)
+    with output_file(output, binary=True) as file:
+        file.write(image.getvalue())
 
 
 def _label(run_dir: str | Path, run_dirs: list[str | Path]) -> str:

@@ -1,12 +1,17 @@
 """A training run on disk: reads the data, builds the model, trains, and writes the run directory.
 
 A run directory holds config.yaml (the resolved config), metrics.jsonl (one line per evaluation),
-last.pt (the latest checkpoint, for resuming) and best.pt (the lowest validation loss, for sampling).
-In a world of several processes, rank 0 alone writes it.
+last.pt (the latest checkpoint, for resuming) and best.pt (the lowest validation loss, for sampling),
+and .lock, which a training holds so that a second one cannot write into the same directory. In a
+world of several processes, rank 0 alone writes it.
 """
 
+import contextlib
 import json
 import logging
+import os
+import re
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,11 +24,19 @@ from dinogen.device import resolve_device
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import ConfigError, DinogenError
 from dinogen.model import CharRNN
+from dinogen.output import append_line, output_file
 from dinogen.train import Evaluation, Trainer
+
+try:
+    import fcntl
+except ImportError:  # Windows: run directories are not locked
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt")
+LOCK_FILE = ".lock"
+RUN_ID_LINE = re.compile(r"# dinogen run ([0-9a-f]+)")  # config.yaml's first line names the run
 # Keys a resumed run may change: budgets and bookkeeping, never what the weights or data order depend on.
 RESUMABLE_KEYS = {
     "train.epochs", "train.max_steps", "train.max_time", "train.eval_every",
@@ -41,6 +54,8 @@ class Run:
         self.run_dir = Path(run_dir)
         self.world = world
         self.device = world.device(resolve_device(config.train.device))
+        self.run_id = resume_from.run_id if resume_from is not None else uuid.uuid4().hex[:12]
+        self._lock = None  # the run directory's lock file while this run writes into it
         if resume_from is not None:
             self.data_path = Path(resume_from.data_path)
             self.train_names, self.val_names = resume_from.train_names, resume_from.val_names
@@ -90,9 +105,19 @@ class Run:
                     f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
                 )
         config = Config.from_dict(apply_overrides(raw, overrides))
-        if world.is_main:
-            remove_stale_temporaries(run_dir)
-        return cls(config, run_dir, resume_from=checkpoint, world=world)
+        _check_same_run(run_dir, source, checkpoint)
+        lock = lock_run_dir(run_dir) if world.is_main else None  # rank 0 alone writes the directory
+        try:
+            if world.is_main:
+                remove_stale_temporaries(run_dir)
+                _trim_metrics(run_dir / "metrics.jsonl", checkpoint.step)
+            run = cls(config, run_dir, resume_from=checkpoint, world=world)
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        run._lock = lock
+        return run
 
     def _read_data(self) -> None:
         data = self.config.data
@@ -116,19 +141,26 @@ class Run:
             )
 
     def prepare_dir(self, overwrite: bool = False) -> None:
-        """Create the run directory for a new run (see `check_dir`), with its config.yaml (rank 0 only)."""
+        """Create and lock the run directory for a new run (see `check_dir`), with its config.yaml (rank 0 only)."""
         if not self.world.is_main:
             return  # rank 0 may have written it already: checking here would find "an earlier run"
-        self.check_dir(overwrite)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(self.run_dir)
-            (self.run_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
-            (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
-            for name in ("best.pt", "last.pt"):
-                (self.run_dir / name).unlink(missing_ok=True)
         except OSError as err:
             raise DinogenError(f"cannot write to run directory {self.run_dir}: {err.strerror}") from None
+        self._lock = lock_run_dir(self.run_dir)
+        try:
+            self.check_dir(overwrite)
+            remove_stale_temporaries(self.run_dir)
+            with output_file(self.run_dir / "config.yaml") as file:
+                file.write(f"# dinogen run {self.run_id}\n{self.config.to_yaml()}")
+            with output_file(self.run_dir / "metrics.jsonl"):
+                pass  # empty: the new run's evaluations are appended
+            for name in ("best.pt", "last.pt"):
+                (self.run_dir / name).unlink(missing_ok=True)
+        except BaseException:
+            self.release()
+            raise
 
     def fit(
         self,
@@ -147,20 +179,28 @@ class Run:
             if on_evaluation:
                 on_evaluation(evaluation)
 
-        reason = self.trainer.fit(on_step, record, should_stop)
-        if reason == "interrupted" and self.world.is_main:
-            save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
+        try:
+            reason = self.trainer.fit(on_step, record, should_stop)
+            if reason == "interrupted" and self.world.is_main:
+                save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
+        finally:
+            self.release()
         return reason
 
     def _record(self, evaluation: Evaluation) -> None:
         """Append the evaluation to metrics.jsonl and save last.pt, and best.pt when it is the best."""
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
-            file.write(json.dumps(evaluation.to_dict()) + "\n")
+        append_line(self.run_dir / "metrics.jsonl", json.dumps(evaluation.to_dict()))
         checkpoint = self.checkpoint()
         save_checkpoint(checkpoint, self.run_dir / "last.pt")
         if evaluation.is_best:
             save_checkpoint(checkpoint, self.run_dir / "best.pt")
         log.debug("step %d: saved last.pt%s", evaluation.step, " and best.pt" if evaluation.is_best else "")
+
+    def release(self) -> None:
+        """Let another training use the run directory."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def checkpoint(self) -> Checkpoint:
         """The run's current state as a checkpoint."""
@@ -179,4 +219,95 @@ class Run:
             trainer_state=self.trainer.state_dict(),
             data_path=str(self.data_path),
             device=str(self.device),
+            run_id=self.run_id,
         )
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """root/name, or the first of root/name-2, name-3, ... that holds no run: a new run never replaces one."""
+    candidate, number = root / name, 1
+    while any((candidate / file).exists() for file in RUN_FILES):
+        number += 1
+        candidate = root / f"{name}-{number}"
+    return candidate
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories in `root` that hold a checkpoint, the one written last at the end."""
+    try:
+        candidates = [path for path in root.iterdir() if path.is_dir()]
+    except OSError:
+        return []
+    written = {path: _last_written(path) for path in candidates}
+    return sorted((path for path, when in written.items() if when is not None), key=lambda path: (written[path], path))
+
+
+def _last_written(run_dir: Path) -> float | None:
+    times = []
+    for name in ("best.pt", "last.pt"):
+        with contextlib.suppress(OSError):
+            times.append((run_dir / name).stat().st_mtime)
+    return max(times, default=None)
+
+
+def lock_run_dir(run_dir: Path):
+    """Lock `run_dir` for one training until the returned file is closed (or the process ends), or say who holds it."""
+    if fcntl is None:
+        return None
+    try:
+        file = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held open while the run trains)
+    except OSError as err:
+        raise DinogenError(f"cannot write to run directory {run_dir}: {err.strerror}") from None
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel however the process ends
+    except OSError:
+        file.seek(0)
+        holder = file.read(20).strip() or "unknown"
+        file.close()
+        raise DinogenError(
+            f"{run_dir} is in use by another training (PID {holder}); wait for it to finish or choose another "
+            "--out directory"
+        ) from None
+    file.truncate(0)
+    file.write(str(os.getpid()))
+    file.flush()
+    return file
+
+
+def _check_same_run(run_dir: Path, source: Path, checkpoint: Checkpoint) -> None:
+    """Refuse to resume from a checkpoint that another run wrote (copied in), which would mix two runs' files."""
+    try:
+        first_line = (run_dir / "config.yaml").read_text(encoding="utf-8", errors="replace").partition("\n")[0]
+    except OSError:
+        return  # no config.yaml to compare with
+    recorded = RUN_ID_LINE.fullmatch(first_line.strip())
+    if recorded and checkpoint.run_id and checkpoint.run_id != recorded[1]:
+        raise DinogenError(
+            f"{source} belongs to another run (run {checkpoint.run_id}) than {run_dir / 'config.yaml'} "
+            f"(run {recorded[1]}); copy it into a directory of its own to continue it"
+        )
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Keep the evaluations up to the checkpoint's step: a run killed while saving logged some that resuming redoes."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise DinogenError(f"cannot read {path}: {err.strerror}") from None
+    kept = [line for line in lines if (logged := _step_of(line)) is not None and logged <= step]
+    if kept != lines:
+        log.warning("dropped %d lines of %s past the checkpoint's step %d", len(lines) - len(kept), path, step)
+        with output_file(path) as file:
+            file.writelines(line + "\n" for line in kept)
+
+
+def _step_of(line: str) -> int | None:
+    """The step of one metrics.jsonl line, or None for a torn or foreign line."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    step = row.get("step") if isinstance(row, dict) else None
+    return step if isinstance(step, int) else None

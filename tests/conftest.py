@@ -3,6 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
+from dinogen import cli
 from dinogen.cli import main
 from dinogen.config import Config
 
@@ -86,3 +87,19 @@ def trained_run(names_file, tmp_path_factory):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return run_dir
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_errors(request, monkeypatch):
+    """Fail a test whose input reaches the CLI's last line of defence: every bad input deserves its own sentence."""
+    reached = []
+
+    def record(err):
+        reached.append(err)
+        return unexpected(err)
+
+    unexpected = cli.unexpected_error
+    monkeypatch.setattr(cli, "unexpected_error", record)
+    yield
+    if reached and not request.node.get_closest_marker("unexpected_ok"):
+        pytest.fail(f"the CLI met an unexpected {type(reached[0]).__name__}: {reached[0]}")

@@ -15,7 +15,7 @@ def invoke(*args, **kwargs):
 
 
 def test_train_then_sample_end_to_end(trained_run):
-    assert {p.name for p in trained_run.iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "last.pt"}
+    assert {p.name for p in trained_run.iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", ".lock"}
     result = invoke("sample", trained_run, "-n", 7, "--temperature", 0.8, "--seed", 0)
     assert result.exit_code == 0, result.output
     names = result.stdout.splitlines()
@@ -165,11 +165,11 @@ def test_output_file_is_replaced_only_when_complete(trained_run, tmp_path):
 
 
 def test_atomic_file_keeps_the_old_one_when_interrupted(tmp_path):
-    from dinogen.output import atomic_text_file
+    from dinogen.output import output_file
 
     out = tmp_path / "names.txt"
     out.write_text("old\n")
-    with pytest.raises(KeyboardInterrupt), atomic_text_file(out) as file:
+    with pytest.raises(KeyboardInterrupt), output_file(out) as file:
         file.write("half")
         raise KeyboardInterrupt
     assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["names.txt"]

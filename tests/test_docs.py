@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 # What the README's training commands get appended here, so that each takes a second, not a minute.
 FAST_TRAINING = ["--set", "train.epochs=null", "--set", "train.max_steps=6", "--set", "train.eval_every=3",
                  "--set", "train.max_time=null"]  # fmt: skip
-SMALL_MODEL = ["--set", "model.hidden_size=16", "--set", "model.embedding_dim=8", "--overwrite"]
+SMALL_MODEL = ["--set", "model.hidden_size=16", "--set", "model.embedding_dim=8"]
 
 
 def blocks(language: str) -> list[str]:
@@ -44,6 +44,7 @@ def docs_dir(tmp_path_factory):
 
 
 def test_readme_commands_run(docs_dir, monkeypatch):
+    """Every command in order, in one directory, as a new user would type them (no --overwrite added)."""
     monkeypatch.chdir(docs_dir)
     ran = 0
     for command in shell_commands():

@@ -19,6 +19,7 @@ from test_cli import invoke
 
 from dinogen.checkpoint import load_checkpoint, seal
 from dinogen.limits import NAMES_FILE_BYTES
+from dinogen.run import lock_run_dir
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -70,7 +71,15 @@ def sandbox(trained_run, tmp_path_factory):
     span = payload_span(bytes(flipped))
     flipped[span[len(span) // 2]] ^= 0x10
     (root / "flipped.pt").write_bytes(flipped)
-    return root
+    (root / "early").mkdir()  # stopped before its first evaluation: last.pt only
+    shutil.copy(trained_run / "last.pt", root / "early" / "last.pt")
+    shutil.copytree(trained_run, root / "mixed")
+    config = (root / "mixed" / "config.yaml").read_text().split("\n", 1)[1]
+    (root / "mixed" / "config.yaml").write_text("# dinogen run 0123456789ab\n" + config)  # last.pt: another run's
+    (root / "busy").mkdir()
+    lock = lock_run_dir(root / "busy")  # a training "running" there for the rows' duration
+    yield root
+    lock.close()
 
 
 @pytest.mark.parametrize(("what", "command", "message", "code"), readme_error_rows(), ids=lambda v: str(v)[:40])
@@ -96,6 +105,7 @@ def test_the_table_covers_the_issue_list():
                    "one.txt", "dupes.txt", "bad.yaml", "train.lrr", "model.cell=", "missing.pt", "empty.pt",
                    "truncated.pt", "random.pt", "future.pt", "evil.pt", "crafted.pt", "flipped.pt", "-n 0", "--top-k 0",
                    "--top-p", "--min-length", "--device cuda", "notadir.txt", "fifo", "huge.txt", "control.txt",
-                   "quotes.txt", "bomb.yaml", "batch_size=1000", "--max-length 1000000000", "'0.1'"]:  # fmt: skip
+                   "quotes.txt", "bomb.yaml", "batch_size=1000", "--max-length 1000000000", "'0.1'", "/dev/full",
+                   "early", "busy", "mixed", "--resume missing"]:  # fmt: skip
         assert needle in commands, needle
     assert re.search(r"--set train\.lr(?!=)", commands), "a --set without '='"

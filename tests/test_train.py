@@ -61,7 +61,8 @@ def test_run_writes_its_directory(names_file, tmp_path):
     run = Run(tiny_config(names_file), tmp_path / "run")
     run.prepare_dir()
     run.fit()
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "last.pt"}
+    files = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", ".lock"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == files
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3
 
