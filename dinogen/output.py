@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, shorten
 
 if TYPE_CHECKING:  # only for type hints: this module sits below checkpoint and sample, which write through it
     from dinogen.sample import ScoredName
@@ -69,7 +69,7 @@ def output_file(path: str | Path, binary: bool = False) -> Iterator[IO]:
     except FileNotFoundError:
         kind = None
     except OSError as err:
-        raise DinogenError(f"cannot write {path}: {err.strerror}") from None
+        raise DinogenError(f"cannot write {shorten(str(path))}: {err.strerror}") from None
     if kind is None or stat.S_ISREG(kind):
         writer = _replace_atomically(Path(os.path.realpath(path)), kind)
     else:
@@ -79,7 +79,7 @@ def output_file(path: str | Path, binary: bool = False) -> Iterator[IO]:
             yield file
             file.flush()
     except OSError as err:
-        raise DinogenError(f"cannot write {path}: {err.strerror or err}") from None
+        raise DinogenError(f"cannot write {shorten(str(path))}: {err.strerror or err}") from None
 
 
 def _open(descriptor: int, binary: bool) -> IO:
@@ -115,7 +115,7 @@ def _write_directly(path: str | Path) -> Iterator[int]:
         descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
         if err.errno == errno.ENXIO:  # opening a FIFO without O_NONBLOCK would wait for a reader for ever
-            raise DinogenError(f"cannot write {path}: nothing is reading from it") from None
+            raise DinogenError(f"cannot write {shorten(str(path))}: nothing is reading from it") from None
         raise
     try:
         os.set_blocking(descriptor, True)
@@ -130,7 +130,7 @@ def append_line(path: str | Path, line: str) -> None:
         with open(path, "a", encoding="utf-8") as file:
             file.write(line + "\n")
     except OSError as err:
-        raise DinogenError(f"cannot write {path}: {err.strerror or err}") from None
+        raise DinogenError(f"cannot write {shorten(str(path))}: {err.strerror or err}") from None
 
 
 @contextmanager

@@ -2,17 +2,20 @@
 
 import io
 import json
+import os
 from pathlib import Path
 
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, shorten
 from dinogen.output import output_file
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The evaluations a run recorded, in order."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise DinogenError(f"{run_dir} has no metrics.jsonl; give run directories written by `dinogen train`")
+    if not os.path.isfile(path):  # os.path: a name too long for the system is just not a file
+        raise DinogenError(
+            f"{shorten(str(run_dir))} has no metrics.jsonl; give run directories written by `dinogen train`"
+        )
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
@@ -61,7 +64,9 @@ def plot_runs(run_dirs: list[str | Path], output: str | Path) -> None:
     try:
         figure.savefig(image, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=120)
     except ValueError:  # matplotlib does not know the file ending
-        raise DinogenError(f"cannot write {output}: unknown image format; use a .png, .svg or .pdf name") from None
+        raise DinogenError(
+            f"cannot write {shorten(str(output))}: unknown image format; use a .png, .svg or .pdf name"
+        ) from None
     finally:
         plt.close(figure)
     with output_file(output, binary=True) as file:

@@ -22,7 +22,7 @@ from dinogen.config import Config, apply_overrides
 from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
 from dinogen.device import resolve_device
 from dinogen.distributed import SINGLE_PROCESS, World
-from dinogen.errors import ConfigError, DinogenError
+from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.model import CharRNN
 from dinogen.output import append_line, output_file
 from dinogen.train import Evaluation, Trainer
@@ -82,13 +82,14 @@ class Run:
     def resume(cls, path: str | Path, overrides: Iterable[str] = (), world: World = SINGLE_PROCESS) -> "Run":
         """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file); every rank loads it."""
         path = Path(path)
-        source = path / "last.pt" if path.is_dir() else path
+        is_dir = os.path.isdir(path)  # os.path: a name too long for the system is just not a directory
+        source = path / "last.pt" if is_dir else path
         checkpoint = load_checkpoint(source)
         if not checkpoint.trainer_state:
             raise DinogenError(f"{source} holds no training state (optimizer, schedule, random state) to resume from")
-        run_dir = path if path.is_dir() else path.parent
+        run_dir = path if is_dir else path.parent
         latest = run_dir / "last.pt"
-        if path.is_file() and latest.exists() and not latest.samefile(path):
+        if not is_dir and latest.exists() and not latest.samefile(path):
             saved = load_checkpoint(latest).step
             if saved > checkpoint.step:
                 # Going on from an earlier state would overwrite last.pt and rewrite metrics.jsonl's history.
@@ -133,7 +134,7 @@ class Run:
 
     def check_dir(self, overwrite: bool = False) -> None:
         """Refuse a run directory that holds an earlier run, unless `overwrite`."""
-        existing = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        existing = [name for name in RUN_FILES if os.path.exists(self.run_dir / name)]
         if existing and not overwrite:
             raise DinogenError(
                 f"{self.run_dir} already holds a run ({', '.join(existing)}); pass --resume to continue it, "
@@ -147,7 +148,7 @@ class Run:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise DinogenError(f"cannot write to run directory {self.run_dir}: {err.strerror}") from None
+            raise DinogenError(f"cannot write to run directory {shorten(str(self.run_dir))}: {err.strerror}") from None
         self._lock = lock_run_dir(self.run_dir)
         try:
             self.check_dir(overwrite)
@@ -257,7 +258,7 @@ def lock_run_dir(run_dir: Path):
     try:
         file = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held open while the run trains)
     except OSError as err:
-        raise DinogenError(f"cannot write to run directory {run_dir}: {err.strerror}") from None
+        raise DinogenError(f"cannot write to run directory {shorten(str(run_dir))}: {err.strerror}") from None
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel however the process ends
     except OSError:

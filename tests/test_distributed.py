@@ -65,7 +65,7 @@ def test_two_ranks_train_as_one_process(names_file, tmp_path):
     child = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     assert child.stdout == "" and child.stderr.count("device cpu x 2 processes") == 1  # rank 0 alone speaks
-    assert {p.name for p in two.iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "last.pt"}
+    assert {p.name for p in two.iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", ".lock"}
     assert _losses(two) == pytest.approx(_losses(one), rel=1e-5)
     checkpoint = load_checkpoint(two / "last.pt")
     assert checkpoint.model_state.keys() == load_checkpoint(one / "last.pt").model_state.keys()  # no "module."
