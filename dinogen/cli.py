@@ -110,18 +110,6 @@ def _configure_logging(verbose: bool) -> None:
     logger.handlers = [handler]  # replaces the handler of an earlier call in the same process
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logger.propagate = False
-    _share_the_cpu()
-
-
-def _share_the_cpu() -> None:
-    """Let torch's OpenMP threads sleep, not spin, while they wait for each other (unless the user chose).
-
-    By default a waiting thread spins for a while; when another program holds one of the cores, the
-    thread that should run is queued behind the spinning one and every small parallel step waits a time
-    slice: training ran 26x slower beside one busy process. OpenMP reads this once, when torch is
-    imported, which in the CLI happens inside the commands, after this.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -185,6 +173,7 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
       dinogen train --resume checkpoints/default --set train.epochs=40
       torchrun --standalone --nproc-per-node 2 -m dinogen train -c names --data names.txt
     """
+    _use_the_free_cores()
     from dinogen.config import find_config, load_config
     from dinogen.distributed import joined_world
     from dinogen.output import standard_output
@@ -241,6 +230,22 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     best = run.trainer.best_val_loss
     summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
     _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
+
+
+def _use_the_free_cores() -> None:
+    """Train with as many threads as other programs leave cores idle, unless OMP_NUM_THREADS says otherwise.
+
+    torch starts one thread per core, and its threads wait for each other at every small step; when another
+    program holds a core, the thread queued behind it holds up the rest (training ran 26x slower beside one
+    busy process, and 1 thread fewer brings it back). Read before torch is imported, which sets its threads.
+    """
+    from dinogen.cpu import free_cores
+
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    free = free_cores()
+    if free is not None and free < len(os.sched_getaffinity(0)):
+        os.environ["OMP_NUM_THREADS"] = str(free)
 
 
 def _describe(run, action: str) -> str:
