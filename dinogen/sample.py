@@ -174,11 +174,10 @@ class Generator:
         stall = 1 if controls.temperature == 0 or controls.top_k == 1 else STALL_SAMPLES
         found = attempts = since_found = too_long = 0
         while attempts < max_attempts and since_found < stall:
-            # The first batch is what is missing; later ones grow, as the filters evidently reject names.
+            # While every sample passed, a batch is what is missing; once some are rejected, batches grow.
             missing = wanted - found
-            size = min(
-                batch_size, max_attempts - attempts, missing if attempts == 0 else max(256, 2 * missing, attempts)
-            )
+            growing = missing if attempts == found else max(256, 2 * missing, attempts)
+            size = min(batch_size, max_attempts - attempts, growing)
             for scored in self._generate_batch(streams, attempts, size, controls):
                 attempts += 1
                 if scored is not None and scored.name not in rejected:
@@ -280,9 +279,11 @@ class Generator:
         tokens, log_probs, ended = draw.fixed() if self.fixed_shapes else draw.compact()
         totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
         prefix_text = self.vocab.decode(controls.prefix_ids)
-        names = self._decode(tokens, ended)
+        names = [prefix_text + name for name in self._decode(tokens, ended)]
+        if self._rules.may_denormalize:  # rare: only vocabularies with combining marks
+            ended &= torch.tensor([self.normalize(name) == name for name in names], device=ended.device)
         return [
-            self._scored(prefix_text + name, total, len(controls.prefix_ids) + len(name)) if kept else None
+            ScoredName(name, total, -total / (len(name) + 1), len(name)) if kept else None
             for name, total, kept in zip(names, totals, ended.tolist(), strict=True)
         ]
 
@@ -299,11 +300,11 @@ class Generator:
         flat = codes[keep].cpu().contiguous()
         return _utf32_text(flat).split("\n")[:-1]
 
-    def _scored(self, name: str, log_prob: float, length: int) -> ScoredName | None:
+    def _scored(self, name: str, log_prob: float) -> ScoredName | None:
         """The ScoredName of a generated name, or None in the rare case normalising would change it."""
         if self._rules.may_denormalize and self.normalize(name) != name:
             return None  # e.g. a letter and a combining mark that NFC would merge
-        return ScoredName(name, log_prob, -log_prob / (length + 1), length)
+        return ScoredName(name, log_prob, -log_prob / (len(name) + 1), len(name))
 
     @torch.inference_mode()
     def _most_likely(self, n: int, controls: _Controls, rejected: set[str]) -> Iterator[ScoredName]:
@@ -399,7 +400,7 @@ class _BestFirst:
             while self.queue and self.queue[0][3] == BOUNDARY:  # finished, and nothing open is likelier
                 negative, _, node, _ = heapq.heappop(self.queue)
                 name = self._text(node)
-                scored = self.generator._scored(name, -negative, len(name))
+                scored = self.generator._scored(name, -negative)
                 if scored is not None and name not in self.rejected:
                     yield scored
                     emitted += 1
