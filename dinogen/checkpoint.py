@@ -137,7 +137,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise DinogenError(f"checkpoint {path} is damaged: {err}") from None
 
 
-def _torch_load(data: bytes, path: Path, map_location: str | torch.device) -> Any:
+def _torch_load(data: bytes | bytearray, path: Path, map_location: str | torch.device) -> Any:
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
@@ -176,7 +176,7 @@ def _unseal(raw: Any, path: Path, map_location: str | torch.device) -> Any:
     torch.frombuffer(data, dtype=torch.uint8).copy_(payload)  # the tensor's bytes, without numpy
     if hashlib.sha256(data).hexdigest() != digest:
         raise DinogenError(f"checkpoint {path} is damaged (checksum mismatch)")
-    return _torch_load(bytes(data), path, map_location)
+    return _torch_load(data, path, map_location)
 
 
 class DamagedCheckpoint(DinogenError):

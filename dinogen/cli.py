@@ -190,7 +190,8 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     world = context.with_resource(joined_world())  # the process group stays open until the command ends
     quiet = quiet or not world.is_main  # rank 0 alone reports
     if resume:
-        run = Run.resume(resume, overrides, world)
+        run = Run.resume(resume, overrides, world, write=not (dry_run or print_config))
+        context.call_on_close(run.release)  # the run directory's lock, however the command ends
         config = run.config
     else:
         config_path = find_config(config_name)
@@ -204,10 +205,11 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         # every rank must train into the directory rank 0 chose (a numbered one appears once rank 0 writes it)
         run_dir = world.main_choice(out or new_run_dir(RUNS, config_path.stem))
         run = Run(config, run_dir, world=world)
+        context.call_on_close(run.release)  # the run directory's lock, however the command ends
         if dry_run:
             run.check_dir(overwrite)
         else:
-            run.prepare_dir(overwrite)
+            _on_every_rank(world, lambda: run.prepare_dir(overwrite))
     trainer = run.trainer
     if resume and trainer.total_steps is not None and trainer.step >= trainer.total_steps:
         _log(
@@ -230,6 +232,25 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     best = run.trainer.best_val_loss
     summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
     _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
+
+
+def _on_every_rank(world, action) -> None:
+    """Do `action` (rank 0 makes its writes), and if it fails there, fail on every rank with the same sentence.
+
+    Otherwise the other processes would go on to the first training step and wait for rank 0 for ever.
+    """
+    failure = None
+    try:
+        action()
+    except DinogenError as err:
+        if world.size == 1:
+            raise
+        failure = (str(err), err.exit_code)
+    failure = world.main_choice(failure)
+    if failure is not None:
+        error = DinogenError(failure[0])
+        error.exit_code = failure[1]
+        raise error
 
 
 def _use_the_free_cores() -> None:
@@ -273,8 +294,6 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
     SIGINT and SIGTERM ask the trainer to stop after the current step (under torchrun, all ranks stop at
     the same step); returns why training stopped and the signal that stopped it (0 if none).
     """
-    import signal
-
     from tqdm import tqdm
 
     trainer = run.trainer
@@ -441,8 +460,6 @@ def sample(
     from dinogen.output import output_file, standard_output, write_names
     from dinogen.sample import NotEnoughNames
 
-    if shard and seed is None:
-        raise click.UsageError("--shard needs --seed, so that every shard draws from the same stream")
     if most_likely:
         context = click.get_current_context()
         given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "shard")
@@ -470,7 +487,8 @@ def sample(
     shortfall = None
     with output_file(output) if output else standard_output() as file:
         try:
-            write_names(_progress(records, n, output), file, fmt)
+            total = n if shard is None else len(range(shard[0], n, shard[1]))  # this shard's share
+            write_names(_progress(records, total, output), file, fmt)
         except NotEnoughNames as err:
             shortfall = err  # keep what was found; report after the file is in place
     if shortfall:

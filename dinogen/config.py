@@ -361,7 +361,8 @@ def require(ok: bool, key: str, rule: str, value: Any) -> None:
 
 def require_between(value: Any, key: str, low: int, high: int, nullable: bool = False) -> None:
     """`value` is an integer in [low, high] (or None, if `nullable`)."""
-    ok = (value is None and nullable) or (value is not None and low <= value <= high)
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    ok = (value is None and nullable) or (integer and low <= value <= high)
     require(ok, key, f"must be in [{low:,}, {high:,}]{' or null' * nullable}", value)
 
 

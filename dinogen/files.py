@@ -16,7 +16,10 @@ def read_bytes(path: str | Path, what: str, limit: int) -> bytes:
     """
     named = f"{what} {shorten(str(path))}"
     if str(path) == "-":
-        data = sys.stdin.buffer.read(limit + 1) if sys.stdin else b""
+        try:
+            data = sys.stdin.buffer.read(limit + 1) if sys.stdin else b""
+        except (OSError, ValueError) as err:  # ValueError: stdin closed
+            raise DinogenError(f"cannot read {named} (standard input): {_reason(err)}") from None
         if len(data) > limit:
             raise DinogenError(f"{named} (standard input) is larger than {_size(limit)}, the most dinogen reads")
         return data

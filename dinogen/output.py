@@ -154,4 +154,6 @@ def standard_output() -> Iterator[IO[str]]:
 def silence_stdout() -> None:
     """Point stdout at /dev/null, so that Python's last flush of unwritten output cannot fail again at exit."""
     with contextlib.suppress(OSError, ValueError, AttributeError):  # no real file behind a test runner's stdout
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -79,8 +79,13 @@ class Run:
         log.debug("config:\n%s", config.to_yaml())
 
     @classmethod
-    def resume(cls, path: str | Path, overrides: Iterable[str] = (), world: World = SINGLE_PROCESS) -> "Run":
-        """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file); every rank loads it."""
+    def resume(
+        cls, path: str | Path, overrides: Iterable[str] = (), world: World = SINGLE_PROCESS, write: bool = True
+    ) -> "Run":
+        """Continue the run whose last.pt is at `path` (a run directory or a checkpoint file); every rank loads it.
+
+        With `write` (training, not a dry run), rank 0 locks the directory and cuts metrics.jsonl back to last.pt.
+        """
         path = Path(path)
         is_dir = os.path.isdir(path)  # os.path: a name too long for the system is just not a directory
         source = path / "last.pt" if is_dir else path
@@ -107,9 +112,10 @@ class Run:
                 )
         config = Config.from_dict(apply_overrides(raw, overrides))
         _check_same_run(run_dir, source, checkpoint)
-        lock = lock_run_dir(run_dir) if world.is_main else None  # rank 0 alone writes the directory
+        writes = write and world.is_main  # rank 0 alone writes the directory
+        lock = lock_run_dir(run_dir) if writes else None
         try:
-            if world.is_main:
+            if writes:
                 remove_stale_temporaries(run_dir)
                 _trim_metrics(run_dir / "metrics.jsonl", checkpoint.step)
             run = cls(config, run_dir, resume_from=checkpoint, world=world)

@@ -29,6 +29,7 @@ from dinogen.streams import RowStreams
 # Names drawn per batch when none is given: a CPU is fastest with batches that stay in its caches; a GPU
 # needs many rows to keep its cores busy. Either way the batch size never changes the names.
 DEFAULT_BATCH_SIZES = {"cpu": 4096, "cuda": 65536}
+SCORE_BATCH_SIZE = 512  # names scored together: (B, T, V) logits stay small on any device
 MAX_TEMPERATURE = 100.0  # above it every allowed character is about equally likely
 # Filters stop asking for names after this many samples in a row passed none (e.g. --unique at temperature 0).
 STALL_SAMPLES = 40_960
@@ -46,6 +47,11 @@ class ScoredName:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def of(cls, name: str, log_prob: float) -> "ScoredName":
+        """A name and its whole log-probability, with the per-character loss and length that follow."""
+        return cls(name, log_prob, -log_prob / (len(name) + 1), len(name))
 
 
 class NotEnoughNames(DinogenError):
@@ -165,6 +171,8 @@ class Generator:
         batch_size = self.default_batch_size if batch_size is None else batch_size
         require_between(batch_size, "batch_size", 1, MAX_BATCH_SIZE)
         first, step = parse_shard(shard)
+        if step > 1 and seed is None:
+            raise ConfigError("shard needs a seed, so that every shard draws from the same stream")
         wanted = len(range(first, n, step))  # this shard's share of the n names
         if wanted == 0:
             return
@@ -274,8 +282,8 @@ class Generator:
         """Stream draws first..first+size-1: a ScoredName each, or None where the name ran past max_length."""
         logits, state, prefix_log_prob = self._start(controls)
         draw = _Draw(self, controls, streams.keys(first, size), logits.expand(size, -1), _repeat(state, size))
-        # A CPU is fastest when finished rows leave the batch; a GPU when shapes stay fixed and the host
-        # never waits for the device inside the loop (finished rows are masked instead).
+        # A CPU is fastest when finished rows leave the batch; a GPU when shapes stay fixed (finished rows
+        # are masked) and the host asks the device only every few steps whether any row is still writing.
         tokens, log_probs, ended = draw.fixed() if self.fixed_shapes else draw.compact()
         totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
         prefix_text = self.vocab.decode(controls.prefix_ids)
@@ -283,7 +291,7 @@ class Generator:
         if self._rules.may_denormalize:  # rare: only vocabularies with combining marks
             ended &= torch.tensor([self.normalize(name) == name for name in names], device=ended.device)
         return [
-            ScoredName(name, total, -total / (len(name) + 1), len(name)) if kept else None
+            ScoredName.of(name, total) if kept else None
             for name, total, kept in zip(names, totals, ended.tolist(), strict=True)
         ]
 
@@ -304,7 +312,7 @@ class Generator:
         """The ScoredName of a generated name, or None in the rare case normalising would change it."""
         if self._rules.may_denormalize and self.normalize(name) != name:
             return None  # e.g. a letter and a combining mark that NFC would merge
-        return ScoredName(name, log_prob, -log_prob / (len(name) + 1), len(name))
+        return ScoredName.of(name, log_prob)
 
     @torch.inference_mode()
     def _most_likely(self, n: int, controls: _Controls, rejected: set[str]) -> Iterator[ScoredName]:
@@ -327,7 +335,7 @@ class Generator:
         totals: dict[str, float] = {}
         if known:
             data = EncodedNames(known, self.vocab, self.device)
-            for rows in data.batch_plan(self.default_batch_size):
+            for rows in data.batch_plan(SCORE_BATCH_SIZE):
                 inputs, targets = data.batch(rows)
                 logits, _ = self.model(inputs)  # (b, T, V)
                 losses = nn.functional.cross_entropy(
@@ -337,7 +345,7 @@ class Generator:
         results = []
         for name in normalized:
             total = totals.get(name, -math.inf)
-            results.append(ScoredName(name, total, -total / (len(name) + 1), len(name)))
+            results.append(ScoredName.of(name, total))
         if sort:
             results.sort(key=lambda scored: scored.nll_per_char)
         return results
@@ -455,7 +463,7 @@ class _BestFirst:
 
     def _note_finished(self, log_prob: float, node: int) -> None:
         """Keep the n best finished log-probabilities seen; names the filters reject do not count."""
-        if self._text(node) in self.rejected:
+        if self.rejected and self._text(node) in self.rejected:
             return
         if len(self.best_finished) < self.n:
             heapq.heappush(self.best_finished, log_prob)

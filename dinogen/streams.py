@@ -8,6 +8,8 @@ the indices give name i the same random numbers. The hash works on 32-bit words 
 
 import torch
 
+from dinogen.limits import reduce_seed
+
 MASK32 = 0xFFFFFFFF
 
 
@@ -28,7 +30,7 @@ class RowStreams:
     """
 
     def __init__(self, seed: int, first: int = 0, step: int = 1, device: torch.device | str = "cpu"):
-        seed %= 2**64
+        seed = reduce_seed(seed)
         self.seed_words = (mix32(seed & MASK32), mix32((seed >> 32) ^ 0x9E3779B9))
         self.first, self.step, self.device = first, step, torch.device(device)
 

@@ -75,7 +75,7 @@ def test_output_file_and_formats(trained_run, tmp_path):
         (["--temperature", "inf"], "inf is not in the range 0<=x<=100"),
         (["--top-p", "0"], "0.0 is not in the range 0<x<=1"),
         (["--min-length", "0"], "0 is not in the range 1<=x<=1000"),
-        (["--shard", "1/4"], "--shard needs --seed"),
+        (["--shard", "1/4"], "shard needs a seed"),
         (["--shard", "4/4", "--seed", "0"], "'4/4' needs 0 <= K < M"),
         (["--shard", "half", "--seed", "0"], "'half' is not of the form K/M"),
         (["--most-likely", "-t", "0.5"], "ranks names by the model's own probability; drop --temperature"),
@@ -227,3 +227,15 @@ def test_score_arguments_are_normalised(trained_run):
     result = invoke("score", trained_run, " Tyrannosaurus ", "tyrannosaurus")
     first, second = result.stdout.splitlines()
     assert result.exit_code == 0 and first == second and first.endswith("\ttyrannosaurus")
+
+
+def test_a_dry_run_of_a_resume_writes_nothing(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + '{"step": 999999}\n')
+    before = (run / "metrics.jsonl").read_text()
+    result = invoke("train", "--resume", run, "--set", "train.max_steps=500", "--dry-run")
+    assert result.exit_code == 0 and "would train" in result.stderr
+    assert (run / "metrics.jsonl").read_text() == before  # only a real resume cuts it back to last.pt

@@ -108,3 +108,11 @@ def test_a_signal_to_one_rank_stops_all_and_resume_continues(names_file, tmp_pat
     ranks = _start_ranks(names_file, run_dir, "--resume", str(run_dir), "--set", f"train.max_steps={stopped + 20}")
     assert _finish(ranks) == [0, 0]
     assert load_checkpoint(run_dir / "last.pt").step == stopped + 20
+
+
+def test_a_refusal_on_rank_0_stops_every_rank(trained_run, names_file):
+    """A run directory that holds a run: rank 0 refuses it, and the other rank must not wait for it for ever."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command = [*torchrun, "-m", "dinogen", "train", *TINY, "--data", str(names_file), "-o", str(trained_run)]
+    child = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert child.returncode != 0 and child.stderr.count("already holds a run") == 2  # one sentence per rank

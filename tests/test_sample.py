@@ -76,6 +76,10 @@ def test_shards_together_write_the_stream(generator):
     assert merged == stream
     with pytest.raises(ConfigError, match="shard"):
         generator.sample(3, seed=0, shard=(3, 3))
+    with pytest.raises(ConfigError, match="shard needs a seed"):
+        generator.sample(3, shard=(0, 2))
+    with pytest.raises(ConfigError, match=r"n must be in \[1,"):
+        generator.sample(2.5)
 
 
 def test_the_draw_follows_the_model_distribution(generator):
