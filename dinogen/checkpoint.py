@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from dinogen import __version__
-from dinogen.config import Config
+from dinogen.config import Config, parameter_shapes
 from dinogen.data import Vocab
 from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.files import read_bytes
 from dinogen.limits import CHECKPOINT_BYTES
-from dinogen.model import CharRNN, parameter_shapes
+from dinogen.model import CharRNN
 from dinogen.output import output_file
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,14 @@ def seal(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
-    """Write atomically (see output_file): a crash or kill leaves the previous whole file, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with output_file(path, binary=True) as file:
-        torch.save(seal(checkpoint.to_dict()), file)
+def save_checkpoint(checkpoint: Checkpoint, *paths: str | Path) -> None:
+    """Write to each path atomically (see output_file): a crash or kill leaves the previous whole file."""
+    sealed = io.BytesIO()
+    torch.save(seal(checkpoint.to_dict()), sealed)  # serialised and hashed once, however many files
+    for path in map(Path, paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with output_file(path, binary=True) as file:
+            file.write(sealed.getbuffer())
 
 
 def remove_stale_temporaries(directory: Path) -> None:

@@ -1,11 +1,9 @@
 """CharRNN: a character-level language model over names."""
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
-from dinogen.config import GATES, ModelConfig
+from dinogen.config import ModelConfig
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (layers, B, H); an LSTM also carries its cell state
 
@@ -73,23 +71,6 @@ class CharRNN(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def parameter_shapes(vocab_size: int, config: ModelConfig) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """The name and shape of each CharRNN weight, in `parameters()` order, without building one.
-
-    Checking a checkpoint must not allocate what a damaged config asks for (nor start torch's meta
-    device, which takes a second); tests keep this equal to `CharRNN(...).state_dict()`.
-    """
-    embedding, hidden, gates = config.embedding_dim, config.hidden_size, GATES[config.cell] * config.hidden_size
-    yield "embedding.weight", (vocab_size, embedding)
-    for layer in range(config.num_layers):
-        yield f"rnn.weight_ih_l{layer}", (gates, embedding if layer == 0 else hidden)  # input to gates
-        yield f"rnn.weight_hh_l{layer}", (gates, hidden)  # previous hidden state to gates
-        yield f"rnn.bias_ih_l{layer}", (gates,)
-        yield f"rnn.bias_hh_l{layer}", (gates,)
-    yield "head.weight", (vocab_size, hidden)
-    yield "head.bias", (vocab_size,)
 
 
 def _gru_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,6 @@ from dinogen.errors import DinogenError, shorten
 if TYPE_CHECKING:  # only for type hints: this module sits below checkpoint and sample, which write through it
     from dinogen.sample import ScoredName
 
-FORMATS = ("text", "jsonl", "csv")
 FIELDS = ("name", "log_prob", "nll_per_char", "length")
 
 

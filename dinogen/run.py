@@ -198,9 +198,8 @@ class Run:
         """Append the evaluation to metrics.jsonl and save last.pt, and best.pt when it is the best."""
         append_line(self.run_dir / "metrics.jsonl", json.dumps(evaluation.to_dict()))
         checkpoint = self.checkpoint()
-        save_checkpoint(checkpoint, self.run_dir / "last.pt")
-        if evaluation.is_best:
-            save_checkpoint(checkpoint, self.run_dir / "best.pt")
+        best = [self.run_dir / "best.pt"] if evaluation.is_best else []
+        save_checkpoint(checkpoint, self.run_dir / "last.pt", *best)
         log.debug("step %d: saved last.pt%s", evaluation.step, " and best.pt" if evaluation.is_best else "")
 
     def release(self) -> None:

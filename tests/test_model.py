@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dinogen.config import ModelConfig
-from dinogen.model import CharRNN, parameter_shapes
+from dinogen.config import ModelConfig, parameter_shapes
+from dinogen.model import CharRNN
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
