@@ -266,7 +266,7 @@ def measure_training(config: Config, settings: Settings) -> tuple[Run, dict[str,
     reason = trainer.fit(on_step=clock)  # Trainer.fit itself: run.fit would also save checkpoints
     if trainer.step != total:
         raise RuntimeError(f"training stopped after {trainer.step} of {total} steps ({reason})")
-    shapes = trained_shapes(trainer.train_set, config.train.batch_size, config.train.seed, total)
+    shapes = trained_shapes(trainer.train_set, trainer.config.batch_size, config.train.seed, total)
     windows = []
     for k in range(settings.repeats):
         first = settings.warmup_steps + k * settings.steps  # the window runs from the end of this step
@@ -339,7 +339,7 @@ def benchmark_training(args, corpora: dict[str, Path], settings: Settings, devic
                 log(f"training: {corpus} {size} {cell} ...")
                 config = training_config(base, cell, path, device, args.precision, total_steps)
                 run, figures = measure_training(config, settings)
-                batch_size = config.train.batch_size
+                batch_size = run.trainer.config.batch_size  # what train.batch_size auto chose for the device
                 data = run.trainer.train_set
                 stats = padding_stats(plan_shapes(data, data.batch_plan(batch_size, seed=config.train.seed)))
                 row = {"corpus": corpus, "size": size, "cell": cell, "batch_size": batch_size}

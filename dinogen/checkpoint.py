@@ -108,12 +108,6 @@ def save_checkpoint(checkpoint: Checkpoint, *paths: str | Path) -> None:
             file.write(sealed.getbuffer())
 
 
-def remove_stale_temporaries(directory: Path) -> None:
-    """Delete temporary files left by writes that a killed process never finished."""
-    for stale in directory.glob(".*.pt.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """A .pt file as given, or a run directory's best.pt (its last.pt before the run's first evaluation)."""
     path = Path(path)

@@ -209,7 +209,7 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
         if dry_run:
             run.check_dir(overwrite)
         else:
-            _on_every_rank(world, lambda: run.prepare_dir(overwrite))
+            world.together(lambda: run.prepare_dir(overwrite))
     trainer = run.trainer
     if resume and trainer.total_steps is not None and trainer.step >= trainer.total_steps:
         _log(
@@ -232,25 +232,6 @@ def train(config_name, data, out, device, seed, overrides, resume, overwrite, pr
     best = run.trainer.best_val_loss
     summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
     _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
-
-
-def _on_every_rank(world, action) -> None:
-    """Do `action` (rank 0 makes its writes), and if it fails there, fail on every rank with the same sentence.
-
-    Otherwise the other processes would go on to the first training step and wait for rank 0 for ever.
-    """
-    failure = None
-    try:
-        action()
-    except DinogenError as err:
-        if world.size == 1:
-            raise
-        failure = (str(err), err.exit_code)
-    failure = world.main_choice(failure)
-    if failure is not None:
-        error = DinogenError(failure[0])
-        error.exit_code = failure[1]
-        raise error
 
 
 def _use_the_free_cores() -> None:
@@ -277,7 +258,7 @@ def _describe(run, action: str) -> str:
     return (
         f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
         f"{_count(len(run.train_names), 'name')} from {run.data_path}, {len(run.val_names):,} held out; "
-        f"{_count(trainer.steps_per_epoch, 'batch', 'batches')} per epoch, {budget}; "
+        f"{_count(trainer.steps_per_epoch, 'batch', 'batches')} of {trainer.config.batch_size:,} per epoch, {budget}; "
         f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}{processes}; "
         f"run directory {run.run_dir}"
     )

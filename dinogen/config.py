@@ -110,7 +110,8 @@ class TrainConfig:
     epochs: int | None = 100  # passes over the training names (null: no epoch limit)
     max_steps: int | None = None  # optimizer steps (null: no step limit); the first limit reached ends the run
     max_time: float | None = None  # seconds of training (null: no time limit)
-    batch_size: int = 64  # names per batch
+    batch_size: int | Literal["auto"] = "auto"  # names per batch; auto: base_batch_size, or more to fill a GPU
+    base_batch_size: int = 64  # the batch lr is tuned for; auto's batch on a CPU and its lr scaling's reference
     lr: float = 3e-3  # peak AdamW learning rate
     lr_schedule: Schedule = "cosine"  # constant; cosine decay to final_lr_fraction; plateau: halve when stuck
     warmup_steps: int = 0  # steps of linear warm-up from 0 to lr
@@ -141,7 +142,9 @@ class TrainConfig:
             "may be null only when train.max_steps or train.max_time is set",
             self.epochs,
         )
-        require_between(self.batch_size, "train.batch_size", 1, MAX_BATCH_SIZE)
+        if self.batch_size != "auto":
+            require_between(self.batch_size, "train.batch_size", 1, MAX_BATCH_SIZE)
+        require_between(self.base_batch_size, "train.base_batch_size", 1, MAX_BATCH_SIZE)
         require(0 < self.lr <= 10, "train.lr", "must be in (0, 10]", self.lr)
         require(0 <= self.weight_decay <= 100, "train.weight_decay", "must be in [0, 100]", self.weight_decay)
         require(
@@ -326,26 +329,37 @@ def _build_section(cls: type, raw: Any, section: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a field's type hint; ints are accepted where floats are expected."""
-    if isinstance(hint, types.UnionType):  # only `X | None` is used
-        if value is None:
-            return None
-        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        optional = " or null"
-    else:
-        optional = ""
-    if typing.get_origin(hint) is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise ConfigError(f"{key} must be one of {', '.join(choices)}{optional}, got {shorten(repr(value))}")
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) > sys.float_info.max:
-            raise ConfigError(f"{key} must be a number of at most about 1.8e308, got {_describe(value)}")
-        return float(value)
-    if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{key} must be {_TYPE_NAMES[hint]}{optional}, got {_describe(value)}")
+    """Check `value` against a field's type hint (a type, a Literal, or a union of them and None).
+
+    Ints are accepted where floats are expected.
+    """
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    members = list(typing.get_args(hint)) if union else [hint]
+    nullable = type(None) in members
+    if value is None and nullable:
+        return None
+    members = [member for member in members if member is not type(None)]
+    for member in members:
+        if typing.get_origin(member) is Literal:
+            if value in typing.get_args(member) and not isinstance(value, bool):
+                return value
+        elif member is float and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > sys.float_info.max:
+                raise ConfigError(f"{key} must be a number of at most about 1.8e308, got {_describe(value)}")
+            return float(value)
+        elif isinstance(value, member) and not (member is not bool and isinstance(value, bool)):
+            return value
+    wanted = " or ".join(map(_wanted, members)) + " or null" * nullable
+    only_choices = all(typing.get_origin(member) is Literal for member in members)
+    raise ConfigError(f"{key} must be {wanted}, got {shorten(repr(value)) if only_choices else _describe(value)}")
+
+
+def _wanted(member: Any) -> str:
+    """How an error names what a type or Literal accepts: 'an integer', 'auto', 'one of rnn, gru, lstm'."""
+    if typing.get_origin(member) is Literal:
+        choices = typing.get_args(member)
+        return choices[0] if len(choices) == 1 else f"one of {', '.join(choices)}"
+    return _TYPE_NAMES[member]
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

@@ -240,8 +240,9 @@ class EncodedNames:
 
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of `rows`, cut to the longest name among them: (B, T) each."""
-        width = int(self.lengths[rows].max())
-        rows = rows.to(self.inputs.device)
+        width = int(self.lengths[rows].max())  # the lengths stay on the CPU: no wait for a GPU here
+        # Without non_blocking, copying the row numbers to a GPU would wait for its queued work at every step.
+        rows = rows.to(self.inputs.device, non_blocking=True)
         return self.inputs[rows, :width], self.targets[rows, :width]
 
     def batches(self, batch_size: int, seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

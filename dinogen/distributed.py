@@ -6,13 +6,15 @@ input and nothing touches the process group, so one process trains exactly as it
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from dinogen.errors import DinogenError
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,34 @@ class World:
         shared = torch.tensor([value], dtype=torch.float64)
         dist.broadcast(shared, src=0)
         return shared.item()
+
+    def together(self, action: Callable[[], object]) -> object:
+        """`action()`'s result; if it fails on any rank, every rank fails with the first failing rank's sentence.
+
+        For work that only some ranks do (rank 0 writes the run directory): without it, the others would go
+        on to the next collective step and wait there for ever.
+        """
+        result = failure = None
+        try:
+            result = action()
+        except DinogenError as err:
+            if self.size == 1:
+                raise
+            failure = (str(err), err.exit_code)
+        failures = [failure for failure in self.gather(failure) if failure is not None]
+        if failures:
+            error = DinogenError(failures[0][0])
+            error.exit_code = failures[0][1]
+            raise error
+        return result
+
+    def gather(self, value: object) -> list[object]:
+        """`value` (any picklable value) of every rank, in rank order, on every rank."""
+        if self.size == 1:
+            return [value]
+        values: list[object] = [None] * self.size
+        dist.all_gather_object(values, value)
+        return values
 
     def main_choice(self, value: object) -> object:
         """Rank 0's `value` (any picklable value, e.g. the run directory it chose), on every rank."""

@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import errno
+import glob
 import json
 import math
 import os
@@ -85,6 +86,13 @@ def _open(descriptor: int, binary: bool) -> IO:
     if binary:
         return open(descriptor, "wb", closefd=False)
     return open(descriptor, "w", encoding="utf-8", newline="", closefd=False)
+
+
+def remove_unfinished_writes(directory: Path, names: Iterable[str]) -> None:
+    """Delete the temporary files of `names` that writes of a killed process left in `directory`."""
+    for name in names:
+        for stale in directory.glob(f".{glob.escape(name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -13,18 +13,19 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from dinogen.checkpoint import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
+from dinogen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dinogen.config import Config, apply_overrides
 from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
 from dinogen.device import resolve_device
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.model import CharRNN
-from dinogen.output import append_line, output_file
+from dinogen.output import append_line, output_file, remove_unfinished_writes
 from dinogen.train import Evaluation, Trainer
 
 try:
@@ -72,6 +73,8 @@ class Run:
             EncodedNames(self.val_names, self.vocab, self.device) if self.val_names else None,
             world,
         )
+        # config.yaml and the checkpoints record the batch and lr auto chose, so a resume on any device replays them.
+        self.config = replace(config, train=self.trainer.config)
         if resume_from is not None:
             self.model.load_state_dict(resume_from.model_state)
             self.trainer.load_state_dict(resume_from.trainer_state)
@@ -113,11 +116,8 @@ class Run:
         config = Config.from_dict(apply_overrides(raw, overrides))
         _check_same_run(run_dir, source, checkpoint)
         writes = write and world.is_main  # rank 0 alone writes the directory
-        lock = lock_run_dir(run_dir) if writes else None
+        lock = world.together(lambda: _claim(run_dir, checkpoint.step) if writes else None)
         try:
-            if writes:
-                remove_stale_temporaries(run_dir)
-                _trim_metrics(run_dir / "metrics.jsonl", checkpoint.step)
             run = cls(config, run_dir, resume_from=checkpoint, world=world)
         except BaseException:
             if lock is not None:
@@ -158,7 +158,7 @@ class Run:
         self._lock = lock_run_dir(self.run_dir)
         try:
             self.check_dir(overwrite)
-            remove_stale_temporaries(self.run_dir)
+            remove_unfinished_writes(self.run_dir, RUN_FILES)
             with output_file(self.run_dir / "config.yaml") as file:
                 file.write(f"# dinogen run {self.run_id}\n{self.config.to_yaml()}")
             with output_file(self.run_dir / "metrics.jsonl"):
@@ -254,6 +254,19 @@ def _last_written(run_dir: Path) -> float | None:
         with contextlib.suppress(OSError):
             times.append((run_dir / name).stat().st_mtime)
     return max(times, default=None)
+
+
+def _claim(run_dir: Path, step: int):
+    """Lock a run directory to resume it at `step`: remove unfinished writes, cut metrics.jsonl back to `step`."""
+    lock = lock_run_dir(run_dir)
+    try:
+        remove_unfinished_writes(run_dir, RUN_FILES)
+        _trim_metrics(run_dir / "metrics.jsonl", step)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+    return lock
 
 
 def lock_run_dir(run_dir: Path):

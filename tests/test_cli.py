@@ -112,7 +112,7 @@ def test_dry_run_reports_and_writes_nothing(names_file, tmp_path):
     assert result.exit_code == 0
     assert (
         "would train gru (1,823 parameters) on 27 names" in result.stderr
-        and "1 batch per epoch, 20 steps" in result.stderr
+        and "1 batch of 32 per epoch, 20 steps" in result.stderr
     )
     assert not (tmp_path / "run").exists()
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from dinogen.cli import main
 from dinogen.config import ModelConfig
 from dinogen.distributed import SINGLE_PROCESS, World, joined_world
 from dinogen.model import CharRNN
+from dinogen.run import lock_run_dir
 
 # The bundled tiny config on the test names: 27 training names in batches of 13, 13 and 1, so that
 # rank 1 also meets a batch without a row of its own.
@@ -33,6 +35,7 @@ def test_a_single_process_is_left_alone(monkeypatch):
     assert mine is rows and weight == 1.0
     assert world.wrap(model) is model and world.device(torch.device("cpu")) == torch.device("cpu")
     assert world.agree(1.5, True) == (1.5, True) and world.sum(2.5) == 2.5 and world.from_main(3.5) == 3.5
+    assert world.gather("mine") == ["mine"] and world.main_choice("mine") == "mine" and world.together(lambda: 7) == 7
     state = torch.get_rng_state()
     world.draw_own_randomness(seed=0, step=0)
     assert torch.equal(torch.get_rng_state(), state)
@@ -116,3 +119,21 @@ def test_a_refusal_on_rank_0_stops_every_rank(trained_run, names_file):
     command = [*torchrun, "-m", "dinogen", "train", *TINY, "--data", str(names_file), "-o", str(trained_run)]
     child = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert child.returncode != 0 and child.stderr.count("already holds a run") == 2  # one sentence per rank
+
+
+def test_a_resume_refused_on_rank_0_stops_every_rank(trained_run, names_file, tmp_path):
+    """Rank 0 alone locks the run directory; when another training holds it, every rank must stop, not wait."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    holder = lock_run_dir(run_dir)  # another training is using the directory
+    try:
+        ranks = _start_ranks(names_file, run_dir, "--resume", str(run_dir), "--set", "train.max_steps=400")
+        statuses = []
+        for rank in ranks:
+            _, stderr = rank.communicate(timeout=60)  # a rank waiting for rank 0 would time out here
+            assert b"Traceback" not in stderr and b"in use by another training" in stderr, stderr.decode()
+            statuses.append(rank.returncode)
+        assert statuses == [1, 1]
+    finally:
+        holder.close()
+    assert load_checkpoint(run_dir / "last.pt").step == 200  # nothing saved was touched

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from dinogen.checkpoint import load_checkpoint, remove_stale_temporaries
+from dinogen.checkpoint import load_checkpoint
+from dinogen.output import remove_unfinished_writes
+from dinogen.run import RUN_FILES
 
 
 def _wait_for(predicate, timeout=60.0):
@@ -40,7 +42,7 @@ def test_a_signal_saves_last_pt_and_says_how_to_resume(names_file, tmp_path, sig
 
 WRITER = """
 import sys
-from dinogen.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
+from dinogen.checkpoint import load_checkpoint, save_checkpoint
 checkpoint = load_checkpoint(sys.argv[1])
 checkpoint.train_names = checkpoint.train_names * 2000  # a bigger file takes longer to write
 print("ready", flush=True)
@@ -66,8 +68,10 @@ def test_kill_9_while_writing_never_leaves_a_corrupt_checkpoint(trained_run, tmp
     assert steps, "some write finished"
     leftovers = [p for p in tmp_path.iterdir() if p.name != "last.pt"]
     assert all(p.name.startswith(".last.pt.") and p.suffix == ".tmp" for p in leftovers)
-    remove_stale_temporaries(tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    (tmp_path / ".config.yaml.0123456789abcdef.tmp").write_text("half a config")  # any run file's write
+    (tmp_path / ".notes.txt.0123456789abcdef.tmp").write_text("not a run file: kept")
+    remove_unfinished_writes(tmp_path, RUN_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.txt.0123456789abcdef.tmp", "last.pt"]
 
 
 def test_a_closed_pipe_stops_quietly(trained_run):
