@@ -49,6 +49,7 @@ def run_once(args, seed: int, workdir: Path) -> dict:
         f"train.max_time={args.budget}",  # the config's epoch limit stays: whichever comes first ends the run
         f"train.seed={seed}",
         f"train.device={args.device}",
+        *([f"train.batch_size={args.batch_size}"] if args.batch_size else []),
         *args.set,
     ]
     config = load_config(args.config, overrides)
@@ -82,6 +83,8 @@ def run_once(args, seed: int, workdir: Path) -> dict:
         "wall_seconds": wall,
         "parameters": run.model.num_parameters(),
         "precision": run.trainer.precision,
+        "batch_size": run.trainer.config.batch_size,
+        "lr": run.trainer.config.lr,
         "config": config.to_dict(),
     }
 
@@ -94,6 +97,7 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; medians reported")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", help="train.batch_size: a number or auto [default: the config's]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--json", help="write all figures to this file")
     args = parser.parse_args()
@@ -107,7 +111,10 @@ def main() -> None:
         for seed in args.seeds:
             result = run_once(args, seed, Path(tmp))
             results.append(result)
-            print(f"\nseed {seed}: {result['parameters']:,} parameters, {result['precision']}")
+            print(
+                f"\nseed {seed}: {result['parameters']:,} parameters, {result['precision']}, "
+                f"batch {result['batch_size']:,}, lr {result['lr']:.4g}"
+            )
             print(f"{'seconds':>8} {'step':>7} {'val loss':>9} {'test loss':>10}")
             for point in result["curve"]:
                 print(f"{point['elapsed']:8.1f} {point['step']:7d} {point['val_loss']:9.4f} {point['test_loss']:10.4f}")

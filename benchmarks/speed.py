@@ -153,9 +153,12 @@ def default_config_path() -> Path:
     return path
 
 
-def size_configs() -> dict[str, Config]:
-    """The two model sizes, built on configs/default.yaml as it is now (it may change between runs)."""
-    default = load_config(default_config_path())
+def size_configs(batch_size: str | None = None) -> dict[str, Config]:
+    """The two model sizes, built on configs/default.yaml as it is now (it may change between runs).
+
+    `batch_size` (a number or auto) replaces the default size's; makemore's size keeps makemore's batch.
+    """
+    default = load_config(default_config_path(), [f"train.batch_size={batch_size}"] if batch_size else [])
     makemore = copy.deepcopy(default)
     makemore.model = dataclasses.replace(default.model, **MAKEMORE_MODEL)
     makemore.train = dataclasses.replace(default.train, batch_size=MAKEMORE_BATCH_SIZE)
@@ -323,7 +326,7 @@ def measure_layer(
 
 def benchmark_training(args, corpora: dict[str, Path], settings: Settings, device: torch.device) -> dict:
     """The training, padding and layer-alone tables, for every corpus, size and cell."""
-    sizes = size_configs()  # read once, so every row of this run uses the same default.yaml
+    sizes = size_configs(args.batch_size)  # read once, so every row of this run uses the same default.yaml
     results: dict = {"training": [], "padding": [], "layer": []}
     results["sizes"] = {
         size: {"model": dataclasses.asdict(c.model), "batch_size": c.train.batch_size} for size, c in sizes.items()
@@ -790,6 +793,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto [default: cpu]")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="training rows [fp32]")
+    parser.add_argument(
+        "--batch-size", help="training rows at the default size: a number or auto [default: the config's, auto]"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="measurements per figure; medians reported [5]")
     parser.add_argument("--quick", action="store_true", help="few steps, repeats and names: a smoke test")
     parser.add_argument(

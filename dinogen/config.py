@@ -110,8 +110,9 @@ class TrainConfig:
     epochs: int | None = 100  # passes over the training names (null: no epoch limit)
     max_steps: int | None = None  # optimizer steps (null: no step limit); the first limit reached ends the run
     max_time: float | None = None  # seconds of training (null: no time limit)
-    batch_size: int | Literal["auto"] = "auto"  # names per batch; auto: base_batch_size, or more to fill a GPU
-    base_batch_size: int = 64  # the batch lr is tuned for; auto's batch on a CPU and its lr scaling's reference
+    batch_size: int | Literal["auto"] = "auto"  # names per batch; auto: base_batch_size on a CPU, gpu_batch_size on a GPU
+    base_batch_size: int = 64  # the batch lr is tuned for, and auto's batch on a CPU
+    gpu_batch_size: int = 512  # auto's batch on a GPU, with lr scaled by sqrt(gpu_batch_size / base_batch_size)
     lr: float = 3e-3  # peak AdamW learning rate
     lr_schedule: Schedule = "cosine"  # constant; cosine decay to final_lr_fraction; plateau: halve when stuck
     warmup_steps: int = 0  # steps of linear warm-up from 0 to lr
@@ -145,6 +146,7 @@ class TrainConfig:
         if self.batch_size != "auto":
             require_between(self.batch_size, "train.batch_size", 1, MAX_BATCH_SIZE)
         require_between(self.base_batch_size, "train.base_batch_size", 1, MAX_BATCH_SIZE)
+        require_between(self.gpu_batch_size, "train.gpu_batch_size", 1, MAX_BATCH_SIZE)
         require(0 < self.lr <= 10, "train.lr", "must be in (0, 10]", self.lr)
         require(0 <= self.weight_decay <= 100, "train.weight_decay", "must be in [0, 100]", self.weight_decay)
         require(

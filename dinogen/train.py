@@ -40,26 +40,19 @@ class Evaluation:
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-# A GPU runs a small recurrent model at about the same speed per step up to a few thousand names per batch,
-# so a bigger batch is nearly free there; on a CPU the time grows with the batch.
-GPU_BATCH_LIMIT = 4096
-MIN_STEPS_PER_EPOCH = 16  # fewer, larger steps per epoch learn less per epoch
-
-
 def resolve_batch_size(config: TrainConfig, device: torch.device, num_names: int) -> TrainConfig:
     """`config` with `batch_size: auto` made a number for `device`, and `lr` scaled to match.
 
-    On a CPU, auto is `base_batch_size`, the batch `lr` is tuned for. On a GPU, it doubles that while an
-    epoch of `num_names` keeps at least MIN_STEPS_PER_EPOCH steps, up to GPU_BATCH_LIMIT, and multiplies
-    `lr` by sqrt(batch / base_batch_size): a batch k times larger has a gradient with 1/sqrt(k) of the noise,
-    which Adam can follow with a step sqrt(k) times longer. A number in `batch_size` is used as it is.
+    On a CPU, auto is `base_batch_size`, the batch `lr` is tuned for. A GPU takes a larger batch in about the
+    time of a small one, so there auto is `gpu_batch_size` (no more than the `num_names` there are, no less than
+    the base), and `lr` is multiplied by sqrt(batch / base_batch_size): a batch k times larger has a gradient
+    with 1/sqrt(k) of the noise, which Adam can follow with a step sqrt(k) times longer. A number is used as is.
     """
     if config.batch_size != "auto":
         return config
     batch = config.base_batch_size
     if device.type != "cpu":
-        while batch * 2 <= min(GPU_BATCH_LIMIT, num_names // MIN_STEPS_PER_EPOCH):
-            batch *= 2
+        batch = max(batch, min(config.gpu_batch_size, num_names))
     return replace(config, batch_size=batch, lr=min(10.0, config.lr * math.sqrt(batch / config.base_batch_size)))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import pytest
+import torch
 from conftest import NAMES
 from test_cli import invoke
 
@@ -56,6 +57,8 @@ def test_readme_commands_run(docs_dir, monkeypatch):
             continue
         if args[0] != "dinogen":
             continue  # pip, ruff, pytest and the benchmarks are what CI itself runs
+        if "cuda" in args and not torch.cuda.is_available():
+            continue  # the GPU examples run where there is one
         args = ["1000" if arg.isdigit() and int(arg) > 1000 else arg for arg in args[1:]]  # -n 100000 is for real use
         if args[0] == "train" and "--print-config" not in args:
             args += FAST_TRAINING if "--resume" in args else FAST_TRAINING + SMALL_MODEL

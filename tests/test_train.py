@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from dinogen.config import ModelConfig, TrainConfig
 from dinogen.data import IGNORE_INDEX, EncodedNames, Vocab
 from dinogen.model import CharRNN
 from dinogen.run import Run
-from dinogen.train import GPU_BATCH_LIMIT, MIN_STEPS_PER_EPOCH, LRSchedule, Trainer, TrainingDiverged, mean_loss, resolve_batch_size
+from dinogen.train import LRSchedule, Trainer, TrainingDiverged, mean_loss, resolve_batch_size
 
 
 def test_tiny_training_lowers_the_loss(names_file, tmp_path):
@@ -46,22 +47,20 @@ def test_budget_is_the_first_limit_reached():
     assert Trainer(model, TrainConfig(epochs=None, max_steps=50, batch_size=8), data, None).total_steps == 50
 
 
-def test_auto_batch_is_the_base_on_a_cpu_and_fills_a_gpu_with_the_lr_scaled():
-    auto = TrainConfig(batch_size="auto", base_batch_size=64, lr=0.003)
+def test_auto_batch_is_the_base_on_a_cpu_and_the_gpu_batch_on_a_gpu_with_the_lr_scaled():
+    auto = TrainConfig(batch_size="auto", base_batch_size=64, gpu_batch_size=256, lr=0.003)
     cpu, gpu = torch.device("cpu"), torch.device("cuda")  # a device name needs no GPU: nothing is allocated
-    assert resolve_batch_size(auto, cpu, 1_000_000) == TrainConfig(batch_size=64, base_batch_size=64, lr=0.003)
+    assert resolve_batch_size(auto, cpu, 10_000) == replace(auto, batch_size=64)
 
-    # The largest doubling of the base that leaves every epoch MIN_STEPS_PER_EPOCH steps.
-    names = 1400 * MIN_STEPS_PER_EPOCH // 4
-    chosen = resolve_batch_size(auto, gpu, names)
-    assert chosen.batch_size == 256 and names // 256 >= MIN_STEPS_PER_EPOCH > names // 512
-    assert chosen.lr == pytest.approx(0.003 * 2)  # sqrt(256 / 64)
-    assert resolve_batch_size(auto, gpu, 10 * MIN_STEPS_PER_EPOCH).batch_size == 64  # never below the base
-    assert resolve_batch_size(auto, gpu, 10**9).batch_size == GPU_BATCH_LIMIT
-    assert resolve_batch_size(TrainConfig(batch_size="auto", base_batch_size=1, lr=9.0), gpu, 10**9).lr == 10.0
+    chosen = resolve_batch_size(auto, gpu, 10_000)
+    assert chosen.batch_size == 256 and chosen.lr == pytest.approx(0.003 * 2)  # sqrt(256 / 64)
+    assert chosen.base_batch_size == 64 and chosen.gpu_batch_size == 256
+    assert resolve_batch_size(auto, gpu, 100).batch_size == 100  # no larger than the names there are
+    assert resolve_batch_size(auto, gpu, 10).batch_size == 64  # nor smaller than the base
+    assert resolve_batch_size(replace(auto, lr=9.0), gpu, 10_000).lr == 10.0  # the largest lr a config allows
 
     given = TrainConfig(batch_size=100, lr=0.003)  # a number is used as it is, on any device
-    assert resolve_batch_size(given, gpu, 10**9) == given
+    assert resolve_batch_size(given, gpu, 10_000) == given
 
 
 def test_the_trainer_trains_with_the_batch_auto_chose(names_file, tmp_path):
