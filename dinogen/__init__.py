@@ -21,6 +21,7 @@ _EXPORTS = {
     "Vocab": "data",
     "read_names": "data",
     "CharRNN": "model",
+    "Ensemble": "model",
     "Trainer": "train",
     "Checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",

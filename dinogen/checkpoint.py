@@ -19,7 +19,7 @@ from dinogen.data import Vocab
 from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.files import read_bytes
 from dinogen.limits import CHECKPOINT_BYTES
-from dinogen.model import CharRNN
+from dinogen.model import CharRNN, Ensemble, build_model
 from dinogen.output import output_file
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ class Checkpoint:
     torch_version: str = str(torch.__version__)
     run_id: str = ""  # which run wrote it, as in its directory's config.yaml ("" before run ids existed)
 
-    def build_model(self, device: torch.device | str = "cpu") -> CharRNN:
-        """The trained CharRNN, in eval mode, on `device`."""
-        model = CharRNN(len(self.vocab), self.config.model)
+    def build_model(self, device: torch.device | str = "cpu") -> CharRNN | Ensemble:
+        """The trained model (a CharRNN, or an Ensemble of them), in eval mode, on `device`."""
+        model = build_model(len(self.vocab), self.config.model)
         model.load_state_dict(self.model_state)
         return model.to(device).eval()
 
@@ -63,6 +63,7 @@ class Checkpoint:
             "embedding_dim": model.embedding_dim,
             "hidden_size": model.hidden_size,
             "dropout": model.dropout,
+            "ensemble": model.ensemble,
             "parameters": sum(t.numel() for t in self.model_state.values()),
             "vocab_size": len(self.vocab),
             "vocab": "".join(self.vocab.chars),
@@ -247,7 +248,7 @@ def _check_names(names: Any, field_name: str, vocab: Vocab) -> None:
 
 
 def _check_model_state(state: Any, vocab_size: int, config: Config) -> list[tuple[int, ...]]:
-    """Exactly the weights CharRNN(vocab_size, config.model) has, finite; returns their shapes in order."""
+    """Exactly the weights build_model(vocab_size, config.model) has, finite; returns their shapes in order."""
     _expect(isinstance(state, dict), f"model_state must be a mapping of weights, got {_kind(state)}")
     shapes = []
     for name, shape in parameter_shapes(vocab_size, config.model):

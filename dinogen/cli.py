@@ -256,12 +256,17 @@ def _describe(run, action: str) -> str:
     budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
     processes = f" x {run.world.size} processes" if run.world.size > 1 else ""
     return (
-        f"{action} {run.config.model.cell} ({run.model.num_parameters():,} parameters) on "
+        f"{action} {_ensemble(run.config.model.ensemble)}{run.config.model.cell} "
+        f"({run.model.num_parameters():,} parameters) on "
         f"{_count(len(run.train_names), 'name')} from {run.data_path}, {len(run.val_names):,} held out; "
         f"{_count(trainer.steps_per_epoch, 'batch', 'batches')} of {trainer.config.batch_size:,} per epoch, {budget}; "
         f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}{processes}; "
         f"run directory {run.run_dir}"
     )
+
+
+def _ensemble(members: int) -> str:
+    return f"an ensemble of {members} " if members > 1 else ""
 
 
 def _count(number: int, singular: str, plural: str = "") -> str:

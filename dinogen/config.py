@@ -22,6 +22,7 @@ from dinogen.limits import (
     MAX_BATCH_SIZE,
     MAX_COUNT,
     MAX_LAYERS,
+    MAX_MEMBERS,
     MAX_NAME_LENGTH,
     MAX_PARAMETERS,
     MAX_SECONDS,
@@ -63,16 +64,18 @@ class ModelConfig:
     hidden_size: int = 112  # size of the recurrent state per layer
     num_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.5  # dropout on embeddings, between layers and on outputs
+    ensemble: int = 1  # models of this shape trained side by side, each on its own loss, averaged to predict
 
     def validate(self) -> None:
         require_between(self.embedding_dim, "model.embedding_dim", 1, MAX_WIDTH)
         require_between(self.hidden_size, "model.hidden_size", 1, MAX_WIDTH)
         require_between(self.num_layers, "model.num_layers", 1, MAX_LAYERS)
         require(0 <= self.dropout < 1, "model.dropout", "must be in [0, 1)", self.dropout)
+        require_between(self.ensemble, "model.ensemble", 1, MAX_MEMBERS)
         self.check_parameters(vocab_size=2)  # the smallest vocabulary: the boundary and one character
 
     def num_parameters(self, vocab_size: int) -> int:
-        """Weights and biases of a CharRNN of this shape over `vocab_size` tokens, as torch counts them."""
+        """Weights and biases of a model of this shape over `vocab_size` tokens, as torch counts them."""
         return sum(math.prod(shape) for _, shape in parameter_shapes(vocab_size, self))
 
     def check_parameters(self, vocab_size: int) -> None:
@@ -80,27 +83,30 @@ class ModelConfig:
         count = self.num_parameters(vocab_size)
         if count > MAX_PARAMETERS:
             raise ConfigError(
-                f"a {self.cell} of {self.num_layers} layer(s), hidden_size {self.hidden_size} and embedding_dim "
-                f"{self.embedding_dim} over {vocab_size:,} characters has {count:,} parameters, more than the "
-                f"{MAX_PARAMETERS:,} dinogen allows; make model.hidden_size, embedding_dim or num_layers smaller"
+                f"{f'an ensemble of {self.ensemble} ' if self.ensemble > 1 else 'a '}{self.cell} of "
+                f"{self.num_layers} layer(s), hidden_size {self.hidden_size} and embedding_dim {self.embedding_dim} "
+                f"over {vocab_size:,} characters has {count:,} parameters, more than the {MAX_PARAMETERS:,} dinogen "
+                "allows; make model.hidden_size, embedding_dim, num_layers or ensemble smaller"
             )
 
 
 def parameter_shapes(vocab_size: int, config: ModelConfig) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """The name and shape of each CharRNN weight, in `parameters()` order, without building one.
+    """The name and shape of each weight of the model, in `parameters()` order, without building one.
 
     Checking a checkpoint must not allocate what a damaged config asks for (nor start torch's meta
-    device, which takes a second); tests keep this equal to `CharRNN(...).state_dict()`.
+    device, which takes a second); tests keep this equal to `build_model(...).state_dict()`.
     """
     embedding, hidden, gates = config.embedding_dim, config.hidden_size, GATES[config.cell] * config.hidden_size
-    yield "embedding.weight", (vocab_size, embedding)
-    for layer in range(config.num_layers):
-        yield f"rnn.weight_ih_l{layer}", (gates, embedding if layer == 0 else hidden)  # input to gates
-        yield f"rnn.weight_hh_l{layer}", (gates, hidden)  # previous hidden state to gates
-        yield f"rnn.bias_ih_l{layer}", (gates,)
-        yield f"rnn.bias_hh_l{layer}", (gates,)
-    yield "head.weight", (vocab_size, hidden)
-    yield "head.bias", (vocab_size,)
+    # An ensemble holds its members as members.0, members.1, ...; a single model is the member itself.
+    for prefix in [""] if config.ensemble == 1 else [f"members.{k}." for k in range(config.ensemble)]:
+        yield f"{prefix}embedding.weight", (vocab_size, embedding)
+        for layer in range(config.num_layers):
+            yield f"{prefix}rnn.weight_ih_l{layer}", (gates, embedding if layer == 0 else hidden)  # input to gates
+            yield f"{prefix}rnn.weight_hh_l{layer}", (gates, hidden)  # previous hidden state to gates
+            yield f"{prefix}rnn.bias_ih_l{layer}", (gates,)
+            yield f"{prefix}rnn.bias_hh_l{layer}", (gates,)
+        yield f"{prefix}head.weight", (vocab_size, hidden)
+        yield f"{prefix}head.bias", (vocab_size,)
 
 
 @dataclass

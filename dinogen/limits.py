@@ -7,6 +7,7 @@ MAX_NAME_LENGTH = 1_000  # characters: data.max_length, --min/--max-length; long
 MAX_PARAMETERS = 100_000_000  # a model's weights and biases: 0.4 GB in fp32, 1.6 GB with gradients and AdamW state
 MAX_WIDTH = 16_384  # model.embedding_dim and model.hidden_size
 MAX_LAYERS = 32  # model.num_layers
+MAX_MEMBERS = 16  # model.ensemble
 MAX_BATCH_SIZE = 65_536  # train.batch_size and sample --batch-size
 MAX_STEPS = 10**9  # train.max_steps, warmup_steps and eval_every
 MAX_COUNT = 10**6  # train.epochs, patience and plateau_patience

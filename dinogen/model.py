@@ -1,4 +1,7 @@
-"""CharRNN: a character-level language model over names."""
+"""CharRNN: a character-level language model over names; Ensemble: several of them predicting together."""
+
+import math
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -71,6 +74,58 @@ class CharRNN(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class Ensemble(nn.Module):
+    """K CharRNNs of one shape, trained side by side on the same batches, predicting together.
+
+    Each member starts from its own random weights and learns from its own loss, so they make different
+    mistakes, and the average of their probabilities beats each of them. In training mode `forward` gives
+    every member's scores, (K, B, T, V); in eval mode, and in `step`, the scores of the average: the log
+    of the mean of the members' probabilities. A state is the members' states stacked: (K * layers, B, H).
+    """
+
+    def __init__(self, vocab_size: int, config: ModelConfig):
+        super().__init__()
+        config.check_parameters(vocab_size)  # all members together, before anything is allocated
+        self.config = config
+        member = replace(config, ensemble=1)
+        self.members = nn.ModuleList(CharRNN(vocab_size, member) for _ in range(config.ensemble))
+
+    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        outputs = [member(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
+        logits = torch.stack([logits for logits, _ in outputs])  # (K, B, T, V)
+        return logits if self.training else _average(logits), _join([part for _, part in outputs])
+
+    def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        outputs = [member.step(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
+        return _average(torch.stack([logits for logits, _ in outputs])), _join([part for _, part in outputs])
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _split(self, state: State | None) -> list[State | None]:
+        if state is None:
+            return [None] * len(self.members)
+        if isinstance(state, tuple):  # LSTM: (hidden, cell)
+            return list(zip(*(part.chunk(len(self.members)) for part in state), strict=True))
+        return list(state.chunk(len(self.members)))
+
+
+def build_model(vocab_size: int, config: ModelConfig) -> CharRNN | Ensemble:
+    """The model `config` describes: a CharRNN, or an Ensemble of `config.ensemble` of them."""
+    return CharRNN(vocab_size, config) if config.ensemble == 1 else Ensemble(vocab_size, config)
+
+
+def _average(logits: torch.Tensor) -> torch.Tensor:
+    """Scores whose softmax is the mean of the members' softmaxes: (K, ..., V) -> (..., V)."""
+    return torch.logsumexp(torch.log_softmax(logits.float(), dim=-1), dim=0) - math.log(logits.shape[0])
+
+
+def _join(states: list[State]) -> State:
+    if isinstance(states[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*states, strict=True))
+    return torch.cat(states)
 
 
 def _gru_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

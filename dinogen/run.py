@@ -24,7 +24,7 @@ from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, sp
 from dinogen.device import resolve_device
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import ConfigError, DinogenError, shorten
-from dinogen.model import CharRNN
+from dinogen.model import build_model
 from dinogen.output import append_line, output_file, remove_unfinished_writes
 from dinogen.train import Evaluation, Trainer
 
@@ -65,7 +65,7 @@ class Run:
             self._read_data()
             self.vocab = Vocab.from_names(self.train_names + self.val_names)
         torch.manual_seed(config.train.seed)  # initial weights and dropout follow the seed
-        self.model = CharRNN(len(self.vocab), config.model).to(self.device)
+        self.model = build_model(len(self.vocab), config.model).to(self.device)
         self.trainer = Trainer(
             self.model,
             config.train,

@@ -23,7 +23,7 @@ from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_
 from dinogen.device import resolve_device
 from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES
-from dinogen.model import CharRNN, State
+from dinogen.model import CharRNN, Ensemble, State
 from dinogen.streams import RowStreams
 
 # Names drawn per batch when none is given: a CPU is fastest with batches that stay in its caches; a GPU
@@ -84,7 +84,7 @@ class Generator:
 
     def __init__(
         self,
-        model: CharRNN,
+        model: CharRNN | Ensemble,
         vocab: Vocab,
         train_names: Iterable[str] = (),
         device: torch.device | str = "cpu",

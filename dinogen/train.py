@@ -14,7 +14,7 @@ from dinogen.data import IGNORE_INDEX, EncodedNames
 from dinogen.device import resolve_precision
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import DinogenError
-from dinogen.model import CharRNN
+from dinogen.model import CharRNN, Ensemble
 
 
 @dataclass
@@ -60,7 +60,7 @@ class TrainingDiverged(DinogenError):
     """The loss became NaN or infinite."""
 
 
-def mean_loss(model: CharRNN, data: EncodedNames, batch_size: int = 512) -> float:
+def mean_loss(model: CharRNN | Ensemble, data: EncodedNames, batch_size: int = 512) -> float:
     """Mean negative log-likelihood per character (end tokens included, padding excluded), in nats."""
     was_training = model.training
     model.eval()
@@ -124,7 +124,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: CharRNN,
+        model: CharRNN | Ensemble,
         config: TrainConfig,
         train_set: EncodedNames,
         val_set: EncodedNames | None,
@@ -246,10 +246,14 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One update on the loss summed over the batch's characters times `scale`; returns that sum and the norm."""
         with self.autocast:
-            logits, _ = self.forward(inputs)  # (B, T, V)
+            logits, _ = self.forward(inputs)  # (B, T, V); an ensemble's members each give theirs: (K, B, T, V)
+            members = logits.shape[0] if logits.dim() == 4 else 1
             summed_loss = nn.functional.cross_entropy(
-                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-            )
+                logits.flatten(0, -2).float(),
+                targets.expand(logits.shape[:-1]).flatten(),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            ) / members  # an ensemble: the members' mean loss; each learns from its own
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(summed_loss * scale).backward()  # backpropagation through time over the whole names
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones

@@ -181,6 +181,8 @@ CRAFTED = [
     ("huge-size", _set("config", "model", "hidden_size", 10**12), "model.hidden_size must be in [1, 16,384]"),
     ("more-layers", _set("config", "model", "num_layers", 2), "lacks the weight rnn.weight_ih_l1"),
     ("huge-layers", _set("config", "model", "num_layers", 10**9), "model.num_layers must be in [1, 32]"),
+    ("an-ensemble", _set("config", "model", "ensemble", 2), "lacks the weight members.0.embedding.weight"),
+    ("huge-ensemble", _set("config", "model", "ensemble", 10**9), "model.ensemble must be in [1, 16]"),
     ("vocab-string", _set("vocab", lambda chars: "".join(chars)), "vocab must be a list of characters"),
     (
         "vocab-ints",

@@ -19,6 +19,7 @@ def test_defaults_and_partial_sections():
         ({"train": {"lr": "fast"}}, "train.lr must be a number, got a string ('fast')"),
         ({"train": {"epochs": True}}, "train.epochs must be an integer or null"),
         ({"model": {"cell": "transformer"}}, "model.cell must be one of rnn, gru, lstm"),
+        ({"model": {"ensemble": 0}}, "model.ensemble must be in [1, 16], got 0"),
         ({"train": {"batch_size": "big"}}, "train.batch_size must be an integer or auto, got a string ('big')"),
         ({"train": {"batch_size": None}}, "train.batch_size must be an integer or auto, got null"),
         ({"train": {"batch_size": 0}}, "train.batch_size must be in [1, 65,536], got 0"),

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dinogen.config import ModelConfig, parameter_shapes
-from dinogen.model import CharRNN
+from dinogen.model import CharRNN, Ensemble, build_model
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -58,9 +58,34 @@ def test_step_equals_the_fused_layers(cell, num_layers):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("num_layers", [1, 3])
-def test_parameter_shapes_match_the_model(cell, num_layers):
-    config = ModelConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=num_layers)
-    model = CharRNN(11, config)
+@pytest.mark.parametrize(("num_layers", "ensemble"), [(1, 1), (3, 1), (2, 3)])
+def test_parameter_shapes_match_the_model(cell, num_layers, ensemble):
+    config = ModelConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=num_layers, ensemble=ensemble)
+    model = build_model(11, config)
+    assert isinstance(model, Ensemble if ensemble > 1 else CharRNN)
+    assert model.num_parameters() == config.num_parameters(11) == ensemble * CharRNN(11, config).num_parameters()
     assert list(parameter_shapes(11, config)) == [(name, tuple(p.shape)) for name, p in model.named_parameters()]
     assert [name for name, _ in parameter_shapes(11, config)] == list(model.state_dict())
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_an_ensemble_predicts_the_mean_of_its_members_probabilities(cell):
+    torch.manual_seed(0)
+    model = Ensemble(11, ModelConfig(cell=cell, num_layers=2, hidden_size=9, embedding_dim=5, ensemble=3))
+    tokens = torch.randint(0, 11, (4, 6))
+    members, _ = model(tokens)  # training mode: each member's own scores, for its own loss
+    assert members.shape == (3, 4, 6, 11)
+
+    model.eval()
+    logits, state = model(tokens)
+    expected = torch.stack([member(tokens)[0].softmax(-1) for member in model.members]).mean(0)
+    torch.testing.assert_close(logits.softmax(-1), expected)
+    assert all(part.shape == (3 * 2, 4, 9) for part in (state if cell == "lstm" else (state,)))
+
+    # Steps carry the members' stacked states and give the same numbers as the whole sequence.
+    step_logits, state = model(tokens[:, :2])
+    steps = []
+    for t in range(2, 6):
+        step_logits, state = model.step(tokens[:, t], state)
+        steps.append(step_logits)
+    torch.testing.assert_close(torch.stack(steps, dim=1), logits[:, 2:])

@@ -7,7 +7,7 @@ from conftest import NAMES, tiny_config
 from torch import nn
 
 from dinogen.config import ModelConfig, TrainConfig
-from dinogen.data import IGNORE_INDEX, EncodedNames, Vocab
+from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab
 from dinogen.model import CharRNN
 from dinogen.run import Run
 from dinogen.train import LRSchedule, Trainer, TrainingDiverged, mean_loss, resolve_batch_size
@@ -74,6 +74,36 @@ def test_the_trainer_trains_with_the_batch_auto_chose(names_file, tmp_path):
     run.fit()
     assert "batch_size: 5\n" in (tmp_path / "run" / "config.yaml").read_text()
     assert Run.resume(tmp_path / "run").trainer.config.batch_size == 5
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss_and_samples_their_average(names_file, tmp_path):
+    from dinogen.sample import Generator
+
+    config = tiny_config(names_file, max_steps=40)
+    config.model.ensemble = 2
+    run = Run(config, tmp_path / "run")
+    first, second = run.model.members
+    assert not torch.equal(first.embedding.weight, second.embedding.weight)  # each starts from its own weights
+    inputs, targets = run.trainer.train_set.batch(torch.arange(8))
+
+    def own_loss(member):
+        logits, _ = member(inputs)
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+    before = [own_loss(member).item() for member in run.model.members]
+    summed, _ = run.trainer._train_step(inputs, targets, scale=0.0)  # scale 0: a step that changes nothing
+    chars = int((targets != IGNORE_INDEX).sum())
+    assert summed.item() / chars == pytest.approx(sum(before) / 2, rel=1e-5)  # the members' mean loss
+
+    run.prepare_dir()
+    run.fit()
+    assert all(own_loss(member).item() < loss - 0.3 for member, loss in zip(run.model.members, before, strict=True))
+    generator = Generator.from_checkpoint(tmp_path / "run")
+    name = generator.sample(1, seed=0)[0]
+    tokens = torch.tensor([[BOUNDARY, *generator.vocab.encode(name)]])
+    log_probs = torch.stack([m.eval()(tokens)[0].log_softmax(-1) for m in generator.model.members]).exp().mean(0).log()
+    expected = sum(log_probs[0, t, token].item() for t, token in enumerate([*generator.vocab.encode(name), BOUNDARY]))
+    assert generator.score([name])[0].log_prob == pytest.approx(expected, abs=1e-4)
 
 
 def test_same_seed_same_losses(names_file, tmp_path):
