@@ -116,7 +116,7 @@ class TrainConfig:
     epochs: int | None = 100  # passes over the training names (null: no epoch limit)
     max_steps: int | None = None  # optimizer steps (null: no step limit); the first limit reached ends the run
     max_time: float | None = None  # seconds of training (null: no time limit)
-    batch_size: int | Literal["auto"] = "auto"  # names per batch; auto: base_batch_size on a CPU, gpu_batch_size on a GPU
+    batch_size: int | Literal["auto"] = "auto"  # names per batch; auto: base_batch_size on a CPU, else gpu_batch_size
     base_batch_size: int = 64  # the batch lr is tuned for, and auto's batch on a CPU
     gpu_batch_size: int = 512  # auto's batch on a GPU, with lr scaled by sqrt(gpu_batch_size / base_batch_size)
     lr: float = 3e-3  # peak AdamW learning rate

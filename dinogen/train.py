@@ -247,13 +247,14 @@ class Trainer:
         """One update on the loss summed over the batch's characters times `scale`; returns that sum and the norm."""
         with self.autocast:
             logits, _ = self.forward(inputs)  # (B, T, V); an ensemble's members each give theirs: (K, B, T, V)
-            members = logits.shape[0] if logits.dim() == 4 else 1
             summed_loss = nn.functional.cross_entropy(
                 logits.flatten(0, -2).float(),
                 targets.expand(logits.shape[:-1]).flatten(),
                 ignore_index=IGNORE_INDEX,
                 reduction="sum",
-            ) / members  # an ensemble: the members' mean loss; each learns from its own
+            )
+            if logits.dim() == 4:  # an ensemble: the members' mean loss, each member learning from its own
+                summed_loss = summed_loss / logits.shape[0]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(summed_loss * scale).backward()  # backpropagation through time over the whole names
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones

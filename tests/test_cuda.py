@@ -44,7 +44,8 @@ def test_auto_batch_on_the_gpu_and_a_resume_on_the_cpu(names_file, tmp_path):
     """auto takes gpu_batch_size on the GPU; the run records it, so a resume on the CPU replays the same batches."""
     run_dir = tmp_path / "run"
     args = ["train", "-c", "tiny", "--data", str(names_file), "-o", str(run_dir), "-q", "--device", "cuda"]
-    settings = ["--set", "train.batch_size=auto", "--set", "train.base_batch_size=4", "--set", "train.gpu_batch_size=16"]
+    settings = ["--set", "train.batch_size=auto", "--set", "train.base_batch_size=4"]
+    settings += ["--set", "train.gpu_batch_size=16"]
     result = CliRunner().invoke(main, [*args, *settings])
     assert result.exit_code == 0, result.output
     assert "batch_size: 16\n" in (run_dir / "config.yaml").read_text()
