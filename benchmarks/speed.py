@@ -452,6 +452,7 @@ def _size_note(size: str, spec: dict) -> str:
     return (
         f"{size}{source}: embedding {model['embedding_dim']}, hidden {model['hidden_size']}, "
         f"{model['num_layers']} layer(s), dropout {model['dropout']:g}, batch {spec['batch_size']}"
+        f"{' (the rows say what it chose)' if spec['batch_size'] == 'auto' else ''}"
     )
 
 

@@ -98,10 +98,11 @@ class World:
         result = failure = None
         try:
             result = action()
-        except DinogenError as err:
+        except Exception as err:  # any failure: the other ranks must hear of it, not wait for this one
             if self.size == 1:
                 raise
-            failure = (str(err), err.exit_code)
+            sentence = str(err) if isinstance(err, DinogenError) else f"unexpected {type(err).__name__}: {err}"
+            failure = (sentence, getattr(err, "exit_code", 1))
         failures = [failure for failure in self.gather(failure) if failure is not None]
         if failures:
             error = DinogenError(failures[0][0])

@@ -93,7 +93,10 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(CharRNN(vocab_size, member) for _ in range(config.ensemble))
 
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        outputs = [member(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
+        """`tokens` is (B, T) for all members, or (K, B, T) in training: each member's own batch."""
+        inputs = tokens.unbind() if tokens.dim() == 3 else [tokens] * len(self.members)
+        parts = self._split(state)
+        outputs = [member(x, part) for member, x, part in zip(self.members, inputs, parts, strict=True)]
         logits = torch.stack([logits for logits, _ in outputs])  # (K, B, T, V)
         return logits if self.training else _average(logits), _join([part for _, part in outputs])
 
@@ -101,8 +104,7 @@ class Ensemble(nn.Module):
         outputs = [member.step(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
         return _average(torch.stack([logits for logits, _ in outputs])), _join([part for _, part in outputs])
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    num_parameters = CharRNN.num_parameters
 
     def _split(self, state: State | None) -> list[State | None]:
         if state is None:

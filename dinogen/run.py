@@ -79,7 +79,7 @@ class Run:
             self.model.load_state_dict(resume_from.model_state)
             self.trainer.load_state_dict(resume_from.trainer_state)
         log.debug("vocabulary of %d characters: %r", len(self.vocab.chars), "".join(self.vocab.chars))
-        log.debug("config:\n%s", config.to_yaml())
+        log.debug("config:\n%s", self.config.to_yaml())
 
     @classmethod
     def resume(

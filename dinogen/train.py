@@ -14,6 +14,7 @@ from dinogen.data import IGNORE_INDEX, EncodedNames
 from dinogen.device import resolve_precision
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import DinogenError
+from dinogen.limits import MAX_MEMBERS
 from dinogen.model import CharRNN, Ensemble
 
 
@@ -144,6 +145,7 @@ class Trainer:
         self.autocast = torch.autocast(device.type, dtype=_DTYPES[self.precision], enabled=self.precision != "fp32")
         # fp16 gradients can underflow to zero; the scaler multiplies the loss up and the gradients back down.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        self.clip_groups = list(model.members) if isinstance(model, Ensemble) else [model]
         wrapped = world.wrap(model)
         self.forward = torch.compile(wrapped, dynamic=True) if config.compile else wrapped
         self.schedule = LRSchedule(config)
@@ -197,6 +199,7 @@ class Trainer:
             epoch, position = divmod(self.step, self.steps_per_epoch)
             # The data order of each epoch depends only on the seed and the epoch: resume can replay it,
             # and every rank of a world follows the same plan.
+            shuffles = self._member_shuffles(epoch)
             for rows in self.train_set.batch_plan(self.config.batch_size, seed=self.config.seed + epoch)[position:]:
                 lr = self.config.lr * self.schedule.factor(self.step, self.progress(self.elapsed))
                 for group in self.optimizer.param_groups:
@@ -205,7 +208,7 @@ class Trainer:
                 mine, weight = self.world.shard(rows)
                 # Each rank's loss is its share of the batch mean, times the world size that DDP's average divides by.
                 summed_loss, grad_norm = self._train_step(
-                    *self.train_set.batch(mine), scale=weight * self.world.size / n_chars
+                    *self._batch(mine, shuffles), scale=weight * self.world.size / n_chars
                 )
                 loss_sum += summed_loss * weight
                 chars += n_chars
@@ -233,6 +236,23 @@ class Trainer:
                     break
         return "budget spent"
 
+    def _member_shuffles(self, epoch: int) -> list[torch.Tensor]:
+        """An ensemble's members after the first see the epoch's names in their own order; none for one model.
+
+        Members that shared every batch would differ only by their initial weights and dropout. Each
+        shuffle keeps every name's length, so all members' batches have one shape and stack into one tensor.
+        """
+        members = self.model.config.ensemble
+        seeds = [(self.config.seed + epoch) * MAX_MEMBERS + member for member in range(1, members)]
+        return [self.train_set.same_length_shuffle(seed) for seed in seeds]
+
+    def _batch(self, rows: torch.Tensor, shuffles: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of `rows`: (B, T), or (K, B, T) for an ensemble, a batch for each member."""
+        if not shuffles:
+            return self.train_set.batch(rows)
+        batches = [self.train_set.batch(rows), *(self.train_set.batch(shuffle[rows]) for shuffle in shuffles)]
+        return torch.stack([inputs for inputs, _ in batches]), torch.stack([targets for _, targets in batches])
+
     def _budget_spent(self, elapsed: float) -> bool:
         if self.total_steps is not None and self.step >= self.total_steps:
             return True
@@ -244,7 +264,11 @@ class Trainer:
     def _train_step(
         self, inputs: torch.Tensor, targets: torch.Tensor, scale: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One update on the loss summed over the batch's characters times `scale`; returns that sum and the norm."""
+        """One update on the loss summed over the batch's characters times `scale`; returns that sum and the norm.
+
+        An ensemble's loss is summed over its members too, so each member gets the gradient of its own loss;
+        the sum returned is the members' mean, and the norm the largest member's.
+        """
         with self.autocast:
             logits, _ = self.forward(inputs)  # (B, T, V); an ensemble's members each give theirs: (K, B, T, V)
             summed_loss = nn.functional.cross_entropy(
@@ -253,16 +277,17 @@ class Trainer:
                 ignore_index=IGNORE_INDEX,
                 reduction="sum",
             )
-            if logits.dim() == 4:  # an ensemble: the members' mean loss, each member learning from its own
-                summed_loss = summed_loss / logits.shape[0]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(summed_loss * scale).backward()  # backpropagation through time over the whole names
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        # An ensemble's members are clipped one by one, so that one member's large gradient never shrinks another's.
+        norms = [nn.utils.clip_grad_norm_(group.parameters(), max_norm) for group in self.clip_groups]
+        grad_norm = norms[0] if len(norms) == 1 else torch.stack(norms).max()
         self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
         self.scaler.update()
-        return summed_loss.detach(), grad_norm
+        members = logits.shape[0] if logits.dim() == 4 else 1
+        return summed_loss.detach() / members, grad_norm  # an ensemble: the members' mean loss
 
     def _evaluate(self, train_loss: float, grad_norm: torch.Tensor, chars_per_sec: float) -> Evaluation:
         if not math.isfinite(train_loss):

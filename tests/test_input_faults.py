@@ -66,7 +66,8 @@ EXTREMES = ["0", "-1", str(2**63), str(2**64), str(-(2**63) - 1), str(10**30), "
 
 NUMERIC_KEYS = [
     "data.val_fraction", "data.max_length", "model.embedding_dim", "model.hidden_size", "model.num_layers",
-    "model.dropout", "train.epochs", "train.max_steps", "train.max_time", "train.batch_size", "train.lr",
+    "model.dropout", "model.ensemble", "train.epochs", "train.max_steps", "train.max_time", "train.batch_size",
+    "train.base_batch_size", "train.gpu_batch_size", "train.lr",
     "train.warmup_steps", "train.final_lr_fraction", "train.plateau_patience", "train.weight_decay",
     "train.grad_clip", "train.eval_every", "train.patience", "train.min_delta", "train.seed",
 ]  # fmt: skip

@@ -13,10 +13,11 @@ def _weights(path):
     return load_checkpoint(path).model_state
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_a_resumed_run_ends_bit_for_bit_where_one_run_does(names_file, tmp_path, cell):
+@pytest.mark.parametrize(("cell", "ensemble"), [("gru", 1), ("lstm", 1), ("lstm", 2)])
+def test_a_resumed_run_ends_bit_for_bit_where_one_run_does(names_file, tmp_path, cell, ensemble):
     config = tiny_config(names_file, max_steps=40, eval_every=10, lr_schedule="cosine", warmup_steps=5)
     config.model.cell, config.model.dropout = cell, 0.3  # dropout makes the random state matter
+    config.model.ensemble = ensemble  # an ensemble's members also draw their own data order
 
     whole = Run(config, tmp_path / "whole")
     whole.prepare_dir()
