@@ -238,19 +238,6 @@ class EncodedNames:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         return batches
 
-    def same_length_shuffle(self, seed: int) -> torch.Tensor:
-        """A permutation of the rows, chosen by `seed`, that maps every name to one of the same length.
-
-        Applied to a batch plan, it gives another plan of the same batch sizes and widths, with other names
-        in each batch: an ensemble's members each see the names in their own order, yet fit in one tensor.
-        """
-        generator = torch.Generator().manual_seed(reduce_seed(seed))
-        by_length = self.lengths.argsort(stable=True)  # rows grouped by length
-        shuffle = torch.empty_like(by_length)
-        for group in by_length.split(self.lengths[by_length].bincount().tolist()):
-            shuffle[group] = group[torch.randperm(len(group), generator=generator)]
-        return shuffle
-
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of `rows`, cut to the longest name among them: (B, T) each."""
         width = int(self.lengths[rows].max())  # the lengths stay on the CPU: no wait for a GPU here

@@ -93,10 +93,7 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(CharRNN(vocab_size, member) for _ in range(config.ensemble))
 
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """`tokens` is (B, T) for all members, or (K, B, T) in training: each member's own batch."""
-        inputs = tokens.unbind() if tokens.dim() == 3 else [tokens] * len(self.members)
-        parts = self._split(state)
-        outputs = [member(x, part) for member, x, part in zip(self.members, inputs, parts, strict=True)]
+        outputs = [member(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
         logits = torch.stack([logits for logits, _ in outputs])  # (K, B, T, V)
         return logits if self.training else _average(logits), _join([part for _, part in outputs])
 

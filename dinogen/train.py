@@ -14,7 +14,6 @@ from dinogen.data import IGNORE_INDEX, EncodedNames
 from dinogen.device import resolve_precision
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import DinogenError
-from dinogen.limits import MAX_MEMBERS
 from dinogen.model import CharRNN, Ensemble
 
 
@@ -199,7 +198,6 @@ class Trainer:
             epoch, position = divmod(self.step, self.steps_per_epoch)
             # The data order of each epoch depends only on the seed and the epoch: resume can replay it,
             # and every rank of a world follows the same plan.
-            shuffles = self._member_shuffles(epoch)
             for rows in self.train_set.batch_plan(self.config.batch_size, seed=self.config.seed + epoch)[position:]:
                 lr = self.config.lr * self.schedule.factor(self.step, self.progress(self.elapsed))
                 for group in self.optimizer.param_groups:
@@ -208,7 +206,7 @@ class Trainer:
                 mine, weight = self.world.shard(rows)
                 # Each rank's loss is its share of the batch mean, times the world size that DDP's average divides by.
                 summed_loss, grad_norm = self._train_step(
-                    *self._batch(mine, shuffles), scale=weight * self.world.size / n_chars
+                    *self.train_set.batch(mine), scale=weight * self.world.size / n_chars
                 )
                 loss_sum += summed_loss * weight
                 chars += n_chars
@@ -235,23 +233,6 @@ class Trainer:
                 if spent:
                     break
         return "budget spent"
-
-    def _member_shuffles(self, epoch: int) -> list[torch.Tensor]:
-        """An ensemble's members after the first see the epoch's names in their own order; none for one model.
-
-        Members that shared every batch would differ only by their initial weights and dropout. Each
-        shuffle keeps every name's length, so all members' batches have one shape and stack into one tensor.
-        """
-        members = self.model.config.ensemble
-        seeds = [(self.config.seed + epoch) * MAX_MEMBERS + member for member in range(1, members)]
-        return [self.train_set.same_length_shuffle(seed) for seed in seeds]
-
-    def _batch(self, rows: torch.Tensor, shuffles: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of `rows`: (B, T), or (K, B, T) for an ensemble, a batch for each member."""
-        if not shuffles:
-            return self.train_set.batch(rows)
-        batches = [self.train_set.batch(rows), *(self.train_set.batch(shuffle[rows]) for shuffle in shuffles)]
-        return torch.stack([inputs for inputs, _ in batches]), torch.stack([targets for _, targets in batches])
 
     def _budget_spent(self, elapsed: float) -> bool:
         if self.total_steps is not None and self.step >= self.total_steps:

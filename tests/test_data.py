@@ -115,13 +115,3 @@ def test_padding_does_not_change_the_loss():
     )
     assert together.inputs.shape[1] > alone.inputs.shape[1]
     torch.testing.assert_close(loss_alone, loss_padded)
-
-
-def test_a_same_length_shuffle_maps_each_name_to_one_of_its_length():
-    names = ["a", "bb", "cc", "dd", "e", "fff", "g", "hh"]
-    data = EncodedNames(names, Vocab.from_names(names))
-    shuffle = data.same_length_shuffle(seed=3)
-    assert sorted(shuffle.tolist()) == list(range(len(names)))  # a permutation: an epoch still sees every name
-    assert [len(names[i]) for i in shuffle.tolist()] == [len(name) for name in names]
-    assert torch.equal(shuffle, data.same_length_shuffle(seed=3))
-    assert any(not torch.equal(shuffle, data.same_length_shuffle(seed)) for seed in range(4, 10))

@@ -17,7 +17,7 @@ def _weights(path):
 def test_a_resumed_run_ends_bit_for_bit_where_one_run_does(names_file, tmp_path, cell, ensemble):
     config = tiny_config(names_file, max_steps=40, eval_every=10, lr_schedule="cosine", warmup_steps=5)
     config.model.cell, config.model.dropout = cell, 0.3  # dropout makes the random state matter
-    config.model.ensemble = ensemble  # an ensemble's members also draw their own data order
+    config.model.ensemble = ensemble
 
     whole = Run(config, tmp_path / "whole")
     whole.prepare_dir()
