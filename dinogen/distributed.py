@@ -120,11 +120,7 @@ class World:
 
     def main_choice(self, value: object) -> object:
         """Rank 0's `value` (any picklable value, e.g. the run directory it chose), on every rank."""
-        if self.size == 1:
-            return value
-        shared = [value]
-        dist.broadcast_object_list(shared, src=0)
-        return shared[0]
+        return self.gather(value)[0]
 
 
 SINGLE_PROCESS = World()

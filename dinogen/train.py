@@ -144,7 +144,7 @@ class Trainer:
         self.autocast = torch.autocast(device.type, dtype=_DTYPES[self.precision], enabled=self.precision != "fp32")
         # fp16 gradients can underflow to zero; the scaler multiplies the loss up and the gradients back down.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
-        self.clip_groups = list(model.members) if isinstance(model, Ensemble) else [model]
+        self.clip_groups = list(model.members) if isinstance(model, Ensemble) else [model]  # one per member
         wrapped = world.wrap(model)
         self.forward = torch.compile(wrapped, dynamic=True) if config.compile else wrapped
         self.schedule = LRSchedule(config)
@@ -267,8 +267,7 @@ class Trainer:
         grad_norm = norms[0] if len(norms) == 1 else torch.stack(norms).max()
         self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
         self.scaler.update()
-        members = logits.shape[0] if logits.dim() == 4 else 1
-        return summed_loss.detach() / members, grad_norm  # an ensemble: the members' mean loss
+        return summed_loss.detach() / len(self.clip_groups), grad_norm  # an ensemble: the members' mean loss
 
     def _evaluate(self, train_loss: float, grad_norm: torch.Tensor, chars_per_sec: float) -> Evaluation:
         if not math.isfinite(train_loss):
