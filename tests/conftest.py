@@ -2,55 +2,10 @@
 
 import pytest
 from click.testing import CliRunner
+from helpers import NAMES, PLACES
 
 from dinogen import cli
 from dinogen.cli import main
-from dinogen.config import Config
-
-NAMES = [
-    "tyrannosaurus",
-    "velociraptor",
-    "triceratops",
-    "stegosaurus",
-    "brachiosaurus",
-    "allosaurus",
-    "diplodocus",
-    "ankylosaurus",
-    "iguanodon",
-    "spinosaurus",
-    "parasaurolophus",
-    "pachycephalosaurus",
-    "apatosaurus",
-    "gallimimus",
-    "deinonychus",
-    "compsognathus",
-    "oviraptor",
-    "protoceratops",
-    "microraptor",
-    "carnotaurus",
-    "giganotosaurus",
-    "baryonyx",
-    "edmontosaurus",
-    "styracosaurus",
-    "maiasaura",
-    "therizinosaurus",
-    "dilophosaurus",
-    "coelophysis",
-    "plateosaurus",
-    "herrerasaurus",
-]
-
-
-# Place names with spaces, apostrophes, hyphens and capitals, some written carelessly: what the
-# sampler must never copy is an edge space or a double space.
-PLACES = [
-    "Glen Ivy", "Mount Vernon", "O'Hare", "St. Albans", "Port Talbot", "Lake Placid", "New Haven",
-    "Glen Ellyn", "Mount Pleasant", "Port Isaac", "  Lake  Tahoe ", "New  Glarus", "D'Arcy", "Fort Worth",
-    "Fort Collins", "Glen Rock", "Mount Airy", "Port Arthur", "Lake Geneva", "New Paltz", "Rock Hill",
-    "Little Rock", "Glen Cove", "Mount Holly", "Port Angeles", "Lake Forest", "New Hope", "Fort Myers",
-    "Grand Forks", "Grand Rapids", "Cedar Falls", "Twin Falls", "Spring Lake", "Bay Harbor", "Sea Cliff",
-    "Ash Grove", "Oak Park", "Elm Grove", "Pine Bluff", "Red Bank", "Stow-on-the-Wold", "L'Anse",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -65,17 +20,6 @@ def names_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "names.txt"
     path.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
     return path
-
-
-def tiny_config(names_file, **train) -> Config:
-    """The tiny test config on the test names, with optional train.* changes."""
-    raw = {
-        "data": {"path": str(names_file), "val_fraction": 0.2},
-        "model": {"cell": "gru", "embedding_dim": 8, "hidden_size": 16, "dropout": 0.0},
-        "train": {"epochs": None, "max_steps": 30, "batch_size": 8, "lr": 0.01, "eval_every": 10, "device": "cpu"},
-    }
-    raw["train"].update(train)
-    return Config.from_dict(raw)
 
 
 @pytest.fixture(scope="session")

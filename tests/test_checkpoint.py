@@ -2,6 +2,7 @@ import pickle
 
 import pytest
 import torch
+from helpers import WritesAFile
 
 from dinogen.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from dinogen.errors import DinogenError
@@ -67,18 +68,10 @@ def test_newer_format_is_refused(trained_run, tmp_path):
         load_checkpoint(tmp_path / "future.pt")
 
 
-class _WritesAFile:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_a_malicious_pickle_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    torch.save({"format_version": 1, "payload": _WritesAFile(str(marker))}, evil, pickle_module=pickle)
+    torch.save({"format_version": 1, "payload": WritesAFile(str(marker))}, evil, pickle_module=pickle)
     with pytest.raises(DinogenError, match="nothing in it ran"):
         load_checkpoint(evil)
     assert not marker.exists()

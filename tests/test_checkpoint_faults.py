@@ -15,10 +15,9 @@ from collections import Counter
 
 import pytest
 import torch
+from helpers import WritesAFile, invoke, payload_span
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_checkpoint import _WritesAFile
-from test_cli import invoke
 
 from dinogen.checkpoint import load_checkpoint, seal
 from dinogen.errors import DinogenError
@@ -91,15 +90,6 @@ def random_files() -> list[tuple[str, bytes]]:
 def truncated_files(content: bytes) -> list[tuple[str, bytes]]:
     offsets = sorted({*range(0, 200), *range(0, len(content), max(1, len(content) // 150)), len(content) - 1})
     return [(f"truncated-{offset}", content[:offset]) for offset in offsets]
-
-
-def payload_span(content: bytes) -> range:
-    """Where the sealed payload's bytes lie in the file."""
-    payload = torch.load(io.BytesIO(content), weights_only=True)["payload"]
-    data = bytes(payload.tolist())
-    start = content.find(data)
-    assert start > 0 and content.find(data, start + 1) == -1
-    return range(start, start + len(data))
 
 
 def flipped_files(content: bytes) -> list[tuple[str, bytes]]:
@@ -318,7 +308,7 @@ def _evil_bytes() -> bytes:
     import pickle
 
     buffer = io.BytesIO()
-    torch.save({"trap": _WritesAFile("/nonexistent/pwned")}, buffer, pickle_module=pickle)
+    torch.save({"trap": WritesAFile("/nonexistent/pwned")}, buffer, pickle_module=pickle)
     return buffer.getvalue()
 
 

@@ -4,14 +4,9 @@ import sys
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from helpers import invoke
 
 from dinogen import __version__
-from dinogen.cli import main
-
-
-def invoke(*args, **kwargs):
-    return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
 
 
 def test_train_then_sample_end_to_end(trained_run):

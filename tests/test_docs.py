@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 import pytest
 import torch
-from conftest import NAMES
-from test_cli import invoke
+from helpers import NAMES, invoke
 
 from dinogen.cli import main
 from dinogen.config import Config

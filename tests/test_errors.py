@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import NAMES
-from test_checkpoint import _WritesAFile
-from test_checkpoint_faults import payload_span
-from test_cli import invoke
+from helpers import NAMES, WritesAFile, invoke, payload_span
 
 from dinogen.checkpoint import load_checkpoint, seal
 from dinogen.limits import NAMES_FILE_BYTES
@@ -64,7 +61,7 @@ def sandbox(trained_run, tmp_path_factory):
     raw = torch.load(trained_run / "best.pt", weights_only=True)
     raw["format_version"] += 1
     torch.save(raw, root / "future.pt")
-    torch.save({"format_version": 1, "payload": _WritesAFile(str(root / "pwned"))}, root / "evil.pt")
+    torch.save({"format_version": 1, "payload": WritesAFile(str(root / "pwned"))}, root / "evil.pt")
     payload = load_checkpoint(trained_run / "best.pt").to_dict()
     torch.save(seal(payload | {"vocab": [payload["vocab"][0], *payload["vocab"]]}), root / "crafted.pt")
     flipped = bytearray((trained_run / "best.pt").read_bytes())

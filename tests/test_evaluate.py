@@ -2,7 +2,7 @@ import json
 import math
 
 import pytest
-from test_cli import invoke
+from helpers import invoke
 
 from dinogen.checkpoint import load_checkpoint
 from dinogen.data import EncodedNames

@@ -7,18 +7,11 @@ import sys
 import time
 
 import pytest
+from helpers import wait_for
 
 from dinogen.checkpoint import load_checkpoint
 from dinogen.output import remove_unfinished_writes
 from dinogen.run import RUN_FILES
-
-
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -29,7 +22,7 @@ def test_a_signal_saves_last_pt_and_says_how_to_resume(names_file, tmp_path, sig
         "--set", "train.max_steps=1000000", "--set", "train.eval_every=20",
     ]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (run_dir / "last.pt").exists())
+    wait_for(lambda: (run_dir / "last.pt").exists())
     time.sleep(0.3)  # let it get between evaluations
     child.send_signal(sig)
     stdout, stderr = child.communicate(timeout=60)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NAMES
+from helpers import NAMES, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli import invoke
 
 from dinogen.config import Config, ConfigError, load_config
 from dinogen.data import read_names
@@ -100,7 +99,7 @@ def test_seeds_of_any_size_train_and_evaluate(names_file, trained_run, tmp_path,
 
 
 def test_seeds_are_taken_modulo_2_64(names_file):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     assert tiny_config(names_file, seed=-1).train.seed == 2**64 - 1
     assert tiny_config(names_file, seed=2**64 + 5).train.seed == 5

@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import NAMES
-from test_cli import invoke
-from test_faults import _wait_for
+from helpers import NAMES, invoke, wait_for
 
 from dinogen import cli
 from dinogen.checkpoint import load_checkpoint, save_checkpoint
@@ -255,7 +253,7 @@ def test_real_signals_stop_each_command_cleanly(trained_run, tmp_path):
             elif name == "sample":
                 assert child.stdout.readline().strip()  # names are streaming
             else:
-                _wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob(".names.txt.*.tmp")), TIMEOUT)
+                wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob(".names.txt.*.tmp")), TIMEOUT)
             child.send_signal(sig)
         for name, (child, sig) in children.items():
             code, stderr = _finish(child)
@@ -297,7 +295,7 @@ def test_two_trainings_at_once_then_kill_9_and_resume(names_file, tmp_path):
     first = _dinogen("train", "-c", "tiny", "--data", names_file, "-o", run_dir, "-q",
                      "--set", "train.max_steps=1000000", "--set", "train.eval_every=5")  # fmt: skip
     try:
-        _wait_for(lambda: (run_dir / "last.pt").exists(), TIMEOUT)
+        wait_for(lambda: (run_dir / "last.pt").exists(), TIMEOUT)
         refusal = f"Error: {run_dir} is in use by another training (PID {first.pid}); wait for it to finish"
         for args in (["-c", "tiny", "--data", names_file, "-o", run_dir, "--overwrite"], ["--resume", run_dir]):
             result = invoke("train", *args)

@@ -1,7 +1,7 @@
 import sys
 
 import pytest
-from test_cli import invoke
+from helpers import invoke
 
 from dinogen.errors import DinogenError
 from dinogen.plot import plot_runs, read_metrics

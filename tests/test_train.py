@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import NAMES, tiny_config
+from helpers import NAMES, tiny_config
 from torch import nn
 
 from dinogen.config import ModelConfig, TrainConfig
