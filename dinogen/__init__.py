@@ -26,7 +26,7 @@ _EXPORTS = {
     "Checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "Generator": "sample",
-    "ScoredName": "sample",
+    "ScoredName": "scored",
     "NotEnoughNames": "sample",
     "resolve_device": "device",
     "Run": "run",

@@ -47,6 +47,11 @@ class Checkpoint:
     torch_version: str = str(torch.__version__)
     run_id: str = ""  # which run wrote it, as in its directory's config.yaml ("" before run ids existed)
 
+    @property
+    def lowercase(self) -> bool:
+        """The case rule: whether names, and every name given to the model, are lowercased."""
+        return self.config.data.lowercase
+
     def build_model(self, device: torch.device | str = "cpu") -> CharRNN | Ensemble:
         """The trained model (a CharRNN, or an Ensemble of them), in eval mode, on `device`."""
         model = build_model(len(self.vocab), self.config.model)

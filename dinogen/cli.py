@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 
 from dinogen import __version__
-from dinogen.errors import DinogenError, shorten
-from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_SAMPLES, MAX_TOP_K
+from dinogen.errors import DinogenError, OptionError, shorten
+from dinogen.formats import NAME_FORMATS, REPORT_FORMATS
+from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_SAMPLES, MAX_TEMPERATURE, MAX_TOP_K
 
-RUNS = Path("checkpoints")  # where `dinogen train` puts runs without -o, and where the other commands look
 _VERBOSE, _DEBUG = "dinogen.verbose", "dinogen.debug"  # keys of click's ctx.meta, shared by all nested contexts
 
 
@@ -42,7 +42,8 @@ class _Group(click.Group):
             except DinogenError as err:
                 if ctx.meta.get(_DEBUG):
                     raise
-                error = click.ClickException(str(err))
+                spell = _spelling(self.commands.get(ctx.invoked_subcommand or ""))
+                error = click.ClickException(err.spelled(spell) if isinstance(err, OptionError) else str(err))
                 error.exit_code = err.exit_code
                 raise error from None
             except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -51,6 +52,20 @@ class _Group(click.Group):
                 if ctx.meta.get(_DEBUG):
                     raise
                 raise unexpected_error(err) from None
+
+
+# How the command line spells the library's keywords where the longest option is not the clearest.
+_SPELLED = {"config": "-c", "n": "-n"}
+
+
+def _spelling(command: click.Command | None):
+    """The option a library keyword is given with in `command` (top_k: --top-k); other words stay as they are."""
+    options = {
+        param.name: _SPELLED.get(param.name, max(param.opts, key=len))
+        for param in (command.params if command else ())
+        if isinstance(param, click.Option)
+    }
+    return lambda keyword: options.get(keyword, keyword)
 
 
 def unexpected_error(err: Exception) -> click.ClickException:
@@ -129,18 +144,19 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.argument("names_file", required=False, type=click.Path(), metavar="[NAMES_FILE]")
+@click.option(
+    "-d", "--data", help="Names file, one per line, - for standard input (sets data.path); or give it as NAMES_FILE."
+)
 @click.option(
     "-c",
     "--config",
-    "config_name",
-    default="default",
-    show_default=True,
-    help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, names, tiny).",
+    help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, names, tiny) [default: default].",
 )
-@click.option("--data", help="Names file, one per line (sets data.path).")
 @click.option(
     "-o",
     "--out",
+    "run_dir",
     type=click.Path(file_okay=False),
     help="Run directory [default: a new one, checkpoints/<config name>, or <config name>-2, -3, ... if that is taken].",
 )
@@ -159,136 +175,68 @@ def main(ctx: click.Context) -> None:
 @click.option("--dry-run", is_flag=True, help="Check config, data and device, say what would run, and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines.")
 @_global_options
-def train(config_name, data, out, device, seed, overrides, resume, overwrite, print_config, dry_run, quiet) -> None:
-    """Train a model and write checkpoints to a run directory.
+def train(names_file, data, config, run_dir, device, seed, overrides, resume, overwrite, print_config, dry_run, quiet):
+    """Train a model on NAMES_FILE (one name per line) and write checkpoints to a run directory.
 
-    Ctrl-C (or SIGTERM) saves last.pt and prints the command that resumes the run.
-    Under torchrun, the processes train one model together (DistributedDataParallel) and rank 0 writes.
+    Without a names file it learns the bundled list of dinosaur genera. Ctrl-C (or SIGTERM) saves
+    last.pt and prints the command that resumes the run. Under torchrun, the processes train one
+    model together (DistributedDataParallel) and rank 0 writes.
 
     \b
     Examples:
+      dinogen train my_names.txt
       dinogen train
       dinogen train -c lstm -o checkpoints/my-lstm --set model.hidden_size=128
-      dinogen train --data names.txt --device cuda --seed 1
+      dinogen train -d names.txt --device cuda --seed 1
       dinogen train --resume checkpoints/default --set train.epochs=40
-      torchrun --standalone --nproc-per-node 2 -m dinogen train -c names --data names.txt
+      torchrun --standalone --nproc-per-node 2 -m dinogen train -c names names.txt
     """
-    _use_the_free_cores()
-    from dinogen.config import find_config, load_config
-    from dinogen.distributed import joined_world
+    from dinogen.distributed import launched_rank
     from dinogen.output import standard_output
-    from dinogen.run import Run, new_run_dir
+    from dinogen.run import Run, planned_config
 
-    context = click.get_current_context()
-    if resume and any(context.get_parameter_source(p).name != "DEFAULT" for p in ("config_name", "out", "overwrite")):
-        raise click.UsageError(
-            "--resume continues a run with its saved config and directory; drop -c/--out/--overwrite"
-        )
-    explicit = {"data.path": data, "train.device": device, "train.seed": seed}
+    if names_file is not None and data is not None:
+        raise click.UsageError("give the names file once: as NAMES_FILE or with -d/--data")
+    explicit = {"data.path": data or names_file, "train.device": device, "train.seed": seed}
     # JSON is YAML: quoted, a path such as "-" or "null" stays a string
     overrides = [*overrides, *(f"{key}={json.dumps(value)}" for key, value in explicit.items() if value is not None)]
-    world = context.with_resource(joined_world())  # the process group stays open until the command ends
-    quiet = quiet or not world.is_main  # rank 0 alone reports
-    if resume:
-        run = Run.resume(resume, overrides, world, write=not (dry_run or print_config))
-        context.call_on_close(run.release)  # the run directory's lock, however the command ends
-        config = run.config
-    else:
-        config_path = find_config(config_name)
-        config = load_config(config_path, overrides)
     if print_config:
-        if world.is_main:
+        planned = planned_config(config, overrides, resume)
+        if launched_rank() == 0:
             with standard_output() as stdout:
-                stdout.write(config.to_yaml())
+                stdout.write(planned.to_yaml())
         return
-    if not resume:
-        # every rank must train into the directory rank 0 chose (a numbered one appears once rank 0 writes it)
-        run_dir = world.main_choice(out or new_run_dir(RUNS, config_path.stem))
-        run = Run(config, run_dir, world=world)
-        context.call_on_close(run.release)  # the run directory's lock, however the command ends
-        if dry_run:
-            run.check_dir(overwrite)
-        else:
-            world.together(lambda: run.prepare_dir(overwrite))
-    trainer = run.trainer
-    if resume and trainer.total_steps is not None and trainer.step >= trainer.total_steps:
+    run = Run.start(config, run_dir, overrides=overrides, resume=resume, overwrite=overwrite, dry_run=dry_run)
+    click.get_current_context().call_on_close(run.close)  # the lock and the process group, however it ends
+    quiet = quiet or not run.world.is_main  # rank 0 alone reports
+    if run.finished:
         _log(
             quiet,
-            f"nothing to do: {run.run_dir} is at step {trainer.step} of {trainer.total_steps}; "
+            f"nothing to do: {run.run_dir} is at step {run.trainer.step} of {run.trainer.total_steps}; "
             "raise the budget, e.g. --set train.epochs=N or train.max_steps=N",
         )
         return
-    _log(quiet, _describe(run, "would train" if dry_run else "resuming" if resume else "training"))
+    _log(quiet, run.describe("would train" if dry_run else "resuming" if resume else "training"))
     if dry_run:
         return
-    reason, signum = _fit_with_progress(run, quiet)
-    if signum:
+    reason = _fit_with_progress(run, quiet)
+    if run.signal:
         last = run.run_dir / "last.pt"
         _log(
-            not world.is_main,
+            not run.world.is_main,
             f"interrupted at step {run.trainer.step}; saved {last}. Resume with: dinogen train --resume {run.run_dir}",
         )
-        sys.exit(128 + signum)
+        sys.exit(128 + run.signal)
     best = run.trainer.best_val_loss
     summary = f"best validation loss {best:.4f} nats/char; " if best != float("inf") else ""
     _log(quiet, f"stopped: {reason}; {summary}checkpoints in {run.run_dir}; try: dinogen sample {run.run_dir}")
 
 
-def _use_the_free_cores() -> None:
-    """Train with as many threads as other programs leave cores idle, unless OMP_NUM_THREADS says otherwise.
-
-    torch starts one thread per core, and its threads wait for each other at every small step; when another
-    program holds a core, the thread queued behind it holds up the rest (training ran 26x slower beside one
-    busy process, and 1 thread fewer brings it back). Read before torch is imported, which sets its threads.
-    """
-    from dinogen.cpu import free_cores
-
-    if "OMP_NUM_THREADS" in os.environ:
-        return
-    free = free_cores()
-    if free is not None and free < len(os.sched_getaffinity(0)):
-        os.environ["OMP_NUM_THREADS"] = str(free)
-
-
-def _describe(run, action: str) -> str:
-    """One line on what is about to train: model, data, budget, device and directory."""
-    trainer = run.trainer
-    budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{run.config.train.max_time:g} s"
-    processes = f" x {run.world.size} processes" if run.world.size > 1 else ""
-    return (
-        f"{action} {_ensemble(run.config.model.ensemble)}{run.config.model.cell} "
-        f"({run.model.num_parameters():,} parameters) on "
-        f"{_count(len(run.train_names), 'name')} from {run.data_path}, {len(run.val_names):,} held out; "
-        f"{_count(trainer.steps_per_epoch, 'batch', 'batches')} of {trainer.config.batch_size:,} per epoch, {budget}; "
-        f"device {run.device}{f' in {trainer.precision}' * (trainer.precision != 'fp32')}{processes}; "
-        f"run directory {run.run_dir}"
-    )
-
-
-def _ensemble(members: int) -> str:
-    return f"an ensemble of {members} " if members > 1 else ""
-
-
-def _count(number: int, singular: str, plural: str = "") -> str:
-    """'1 name', '2 names', '1,453 names'."""
-    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"
-
-
-def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
-    """Train with a tqdm bar on stderr (a log line per evaluation when stderr is not a terminal).
-
-    SIGINT and SIGTERM ask the trainer to stop after the current step (under torchrun, all ranks stop at
-    the same step); returns why training stopped and the signal that stopped it (0 if none).
-    """
+def _fit_with_progress(run, quiet: bool) -> str:
+    """Train with a tqdm bar on stderr (a log line per evaluation when stderr is not a terminal); why it stopped."""
     from tqdm import tqdm
 
     trainer = run.trainer
-    received = []
-
-    def request_stop(signum, frame) -> None:
-        received.append(signum)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
-
     # Count steps, or seconds when only train.max_time limits the run.
     total, unit = (trainer.total_steps, "step") if trainer.total_steps else (run.config.train.max_time, "s")
     done = (lambda: trainer.step) if unit == "step" else (lambda: round(min(trainer.elapsed, total), 1))
@@ -303,30 +251,15 @@ def _fit_with_progress(run, quiet: bool) -> tuple[str, int]:
         shown |= {"lr": f"{evaluation.lr:.2e}", "char/s": f"{evaluation.chars_per_sec:,.0f}"}
         bar.set_postfix(shown, refresh=False)
         if bar.disable:
-            _log(
-                quiet,
-                f"step {evaluation.step}/{trainer.total_steps or '-'} "
-                + " ".join(f"{k} {v}" for k, v in shown.items()),
-            )
+            steps = f"step {evaluation.step}/{trainer.total_steps or '-'} "
+            _log(quiet, steps + " ".join(f"{k} {v}" for k, v in shown.items()))
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with bar:
-            reason = run.fit(
-                on_step=lambda step: bar.update(done() - bar.n),
-                on_evaluation=on_evaluation,
-                should_stop=lambda: bool(received),
-            )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if reason == "interrupted" and not received:
-        received.append(signal.SIGTERM)  # another rank was signalled: stop as torchrun's SIGTERM would
-    return reason, received[0] if received else 0
+    with bar:
+        return run.fit(on_step=lambda step: bar.update(done() - bar.n), on_evaluation=on_evaluation)
 
 
 class _Shard(click.ParamType):
-    """K/M: shard K (counting from 0) of M, M at most MAX_NAMES."""
+    """K/M: shard K (counting from 0) of M; the library checks the numbers."""
 
     name = "K/M"
     form = re.compile(r"\s*([0-9]{1,10})\s*/\s*([0-9]{1,10})\s*")  # ASCII digits: int() reads them all
@@ -337,10 +270,7 @@ class _Shard(click.ParamType):
         match = self.form.fullmatch(str(value))
         if not match:
             self.fail(f"{shorten(repr(value))} is not of the form K/M, e.g. 0/4", param, ctx)
-        k, m = map(int, match.groups())
-        if not 0 <= k < m <= MAX_NAMES:
-            self.fail(f"{value!r} needs 0 <= K < M <= {MAX_NAMES:,}", param, ctx)
-        return k, m
+        return tuple(map(int, match.groups()))
 
 
 class _Number(click.FloatRange):
@@ -353,6 +283,9 @@ class _Number(click.FloatRange):
         return number
 
 
+_DEVICE = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+
+
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
 @click.option(
@@ -361,10 +294,9 @@ class _Number(click.FloatRange):
 @click.option(
     "-t",
     "--temperature",
-    type=_Number(0, 100),
-    default=1.0,
-    show_default=True,
-    help="Sampling temperature, 0 to 100; 0 is greedy (always the likeliest character).",
+    type=_Number(0, MAX_TEMPERATURE),
+    show_default="1.0",
+    help=f"Sampling temperature, 0 to {MAX_TEMPERATURE:g}; 0 is greedy (always the likeliest character).",
 )
 @click.option("--top-k", type=click.IntRange(1, MAX_TOP_K), help="Sample only among the K likeliest characters.")
 @click.option(
@@ -389,18 +321,23 @@ class _Number(click.FloatRange):
 @click.option("--novel", is_flag=True, help="No name from the names file the model learned from.")
 @click.option("--exclude", type=click.Path(), help="No name listed in this file.")
 @click.option("--seed", type=int, help="Random seed (any integer, taken modulo 2^64): the same seed, the same names.")
-@click.option("--shard", type=_Shard(), help="Write only shard K of M of the seed's stream (needs --seed).")
+@click.option(
+    "--shard",
+    type=_Shard(),
+    help="Write only shard K of M of the seed's stream (needs --seed): its names K, K+M, K+2M, ... in that order. "
+    "The M shards' files interleaved line by line, paste -d '\\n' part0.txt part1.txt ..., give the one-process order.",
+)
 @click.option("--most-likely", is_flag=True, help="The N names the model finds likeliest, likeliest first.")
 @click.option(
     "--batch-size",
     type=click.IntRange(1, MAX_BATCH_SIZE),
     help="Names generated per batch [default: 4096 on a CPU, 65536 on a GPU]; it never changes the names.",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@_DEVICE
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "jsonl", "csv"]),
+    type=click.Choice(NAME_FORMATS),
     default="text",
     show_default=True,
     help="text: one name per line; jsonl/csv add log_prob, nll_per_char and length.",
@@ -409,30 +346,12 @@ class _Number(click.FloatRange):
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
 )
 @_global_options
-def sample(
-    checkpoint,
-    n,
-    temperature,
-    top_k,
-    top_p,
-    prefix,
-    min_length,
-    max_length,
-    unique,
-    novel,
-    exclude,
-    seed,
-    shard,
-    most_likely,
-    batch_size,
-    device,
-    fmt,
-    output,
-) -> None:
+def sample(checkpoint, exclude, device, fmt, output, **options) -> None:
     """Write new names from a trained model.
 
     CHECKPOINT is a .pt file or a run directory (its best.pt) [default: the latest run in checkpoints/].
-    Exits with status 3 when the filters leave fewer than N names.
+    Names keep the case of the names the model learned from (a list without capitals is read, and
+    written, in lowercase). Exits with status 3 when the filters leave fewer than N names.
 
     \b
     Examples:
@@ -442,39 +361,24 @@ def sample(
       dinogen sample -n 1000000 --seed 7 --shard 0/2 -o part0.txt   # and --shard 1/2 elsewhere
       dinogen sample --most-likely -n 20 --novel
     """
+    from dinogen.controls import shard_share
     from dinogen.data import read_names
-    from dinogen.output import output_file, standard_output, write_names
+    from dinogen.formats import write_names
+    from dinogen.output import output_file, standard_output
     from dinogen.sample import NotEnoughNames
 
-    if most_likely:
-        context = click.get_current_context()
-        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "shard")
-                 if context.get_parameter_source(name).name != "DEFAULT"]  # fmt: skip
-        if given:
-            raise click.UsageError(f"--most-likely ranks names by the model's own probability; drop {', '.join(given)}")
     generator = _generator(checkpoint, device)
     excluded = read_names(exclude, lowercase=generator.lowercase) if exclude else ()
-    records = generator.iter_sample(
-        n,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        prefix=prefix,
-        min_length=min_length,
-        max_length=max_length,
-        unique=unique,
-        novel=novel,
-        exclude=excluded,
-        seed=seed,
-        batch_size=batch_size,
-        shard=shard,
-        most_likely=most_likely,
-    )
+    records = generator.iter_sample(exclude=excluded, **options)
+    if output is not None and sys.stderr.isatty():  # a progress bar while names go to a file
+        from tqdm import tqdm
+
+        total = shard_share(options["n"], options["shard"], options["seed"])
+        records = tqdm(records, total=total, unit="name", file=sys.stderr, dynamic_ncols=True)
     shortfall = None
     with output_file(output) if output else standard_output() as file:
         try:
-            total = n if shard is None else len(range(shard[0], n, shard[1]))  # this shard's share
-            write_names(_progress(records, total, output), file, fmt)
+            write_names(records, file, fmt)
         except NotEnoughNames as err:
             shortfall = err  # keep what was found; report after the file is in place
     if shortfall:
@@ -485,9 +389,9 @@ def sample(
 @main.command()
 @click.argument("args", nargs=-1, metavar="[CHECKPOINT] [NAME]...")
 @click.option("-f", "--file", "names_file", type=click.Path(), help="Score the names in this file too.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(NAME_FORMATS), default="text", show_default=True)
 @click.option("--sort", is_flag=True, help="Most likely names first.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@_DEVICE
 @_global_options
 def score(args, names_file, fmt, sort, device) -> None:
     """How likely the model finds each name: log-probability and loss per character.
@@ -503,28 +407,21 @@ def score(args, names_file, fmt, sort, device) -> None:
       dinogen score checkpoints/lstm --file candidates.txt --sort --format csv
     """
     from dinogen.data import read_names
-    from dinogen.output import standard_output, write_names
+    from dinogen.formats import score_line, write_names
+    from dinogen.output import standard_output
 
     checkpoint = None
     if args and (args[0].endswith(".pt") or os.path.isdir(args[0])):
         checkpoint, args = args[0], args[1:]
     generator = _generator(checkpoint, device)
     names = list(args)
-    too_long = next((name for name in names if len(name) > MAX_NAME_LENGTH), None)
-    if too_long:
-        raise click.UsageError(
-            f"a name to score has {len(too_long):,} characters, more than the {MAX_NAME_LENGTH:,} dinogen handles"
-        )
     if names_file:
         names += read_names(names_file, lowercase=generator.lowercase)
     if not names:
         raise click.UsageError("give names to score as arguments or with --file")
     scores = generator.score(names, sort=sort)
     with standard_output() as stdout:
-        if fmt != "text":
-            write_names(scores, stdout, fmt)
-        for s in scores if fmt == "text" else ():
-            stdout.write(f"{s.nll_per_char:.4f}\t{s.log_prob:.4f}\t{s.name}\n")
+        write_names(scores, stdout, fmt, text=score_line)
 
 
 @main.command()
@@ -544,8 +441,8 @@ def score(args, names_file, fmt, sort, device) -> None:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed for the samples (any integer, modulo 2^64)."
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_DEVICE
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
 @_global_options
 def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
     """Loss (nats/char, bits/char, perplexity) on held-out names, and novelty, uniqueness
@@ -558,18 +455,19 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
     """
     from dinogen.data import read_names
     from dinogen.evaluate import evaluate as run_evaluation
-    from dinogen.output import standard_output, to_json
+    from dinogen.formats import plural, to_json
+    from dinogen.output import standard_output
     from dinogen.sample import Generator
 
     loaded, target = _checkpoint(checkpoint, device)
     generator = Generator.from_loaded(loaded, target)
-    names = read_names(data, lowercase=loaded.config.data.lowercase) if data else loaded.val_names
+    names = read_names(data, lowercase=loaded.lowercase) if data else loaded.val_names
     report = run_evaluation(generator, names, samples=samples, seed=seed)
     source = "standard input" if data == "-" else data or "validation names"
     lines = [to_json(report.to_dict())] if fmt == "json" else [
         f"loss          {report.loss:.4f} nats/char, {report.bits_per_char:.4f} bits/char",
         f"perplexity    {report.perplexity:.3f}",
-        f"measured on   {_count(report.names, 'name')}, {_count(report.chars, 'character')} ({source})",
+        f"measured on   {plural(report.names, 'name')}, {plural(report.chars, 'character')} ({source})",
         f"samples       {report.samples:,}: novelty {report.novelty:.1%}, uniqueness {report.uniqueness:.1%}",
         f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names",
     ]  # fmt: skip
@@ -579,7 +477,7 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
 
 @main.command()
 @click.argument("checkpoint", required=False, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
 @_global_options
 def info(checkpoint, fmt) -> None:
     """What a checkpoint holds: model, data, training progress and versions.
@@ -590,7 +488,8 @@ def info(checkpoint, fmt) -> None:
       dinogen info checkpoints/lstm/last.pt --format json
     """
     from dinogen.checkpoint import load_checkpoint, resolve_checkpoint_path
-    from dinogen.output import standard_output, to_json
+    from dinogen.formats import to_json
+    from dinogen.output import standard_output
 
     path = _checkpoint_path(checkpoint)
     summary = {"checkpoint": str(resolve_checkpoint_path(path)), **load_checkpoint(path).summary()}
@@ -641,16 +540,16 @@ def _checkpoint(path: str | None, device: str):
 
 def _checkpoint_path(path: str | None) -> str | Path:
     """`path` as given, or the run `dinogen train` wrote last (a note says which, when there are several)."""
-    from dinogen.run import run_dirs
+    from dinogen.rundir import RUNS_ROOT, run_dirs
 
     if path is not None:
         return path
-    runs = run_dirs(RUNS)
+    runs = run_dirs(RUNS_ROOT)
     if not runs:
-        raise DinogenError(f"no checkpoint given and no run in {RUNS}/ yet; run `dinogen train` first")
+        raise DinogenError(f"no checkpoint given and no run in {RUNS_ROOT}/ yet; run `dinogen train` first")
     if len(runs) > 1:
         click.echo(
-            f"using {runs[-1]}, the latest of {len(runs)} runs in {RUNS}/ (name one to choose another)", err=True
+            f"using {runs[-1]}, the latest of {len(runs)} runs in {RUNS_ROOT}/ (name one to choose another)", err=True
         )
     return runs[-1]
 
@@ -659,15 +558,6 @@ def _generator(checkpoint: str | None, device: str):
     from dinogen.sample import Generator
 
     return Generator.from_loaded(*_checkpoint(checkpoint, device))
-
-
-def _progress(records, total: int, output: str | None):
-    """A tqdm bar on stderr when writing to a file from a terminal; the bare iterator otherwise."""
-    if output is None or not sys.stderr.isatty():
-        return records
-    from tqdm import tqdm
-
-    return tqdm(records, total=total, unit="name", file=sys.stderr, dynamic_ncols=True)
 
 
 def _log(quiet: bool, message: str) -> None:

@@ -15,18 +15,22 @@ from typing import Any, Literal
 import yaml
 
 from dinogen.bundled import bundled_configs, bundled_file
-from dinogen.errors import ConfigError, DinogenError, shorten
+from dinogen.errors import ConfigError, DinogenError, require, require_between, shorten
 from dinogen.files import read_bytes
 from dinogen.limits import (
     CONFIG_FILE_BYTES,
     MAX_BATCH_SIZE,
     MAX_COUNT,
+    MAX_GRAD_CLIP,
     MAX_LAYERS,
+    MAX_LR,
     MAX_MEMBERS,
+    MAX_MIN_DELTA,
     MAX_NAME_LENGTH,
     MAX_PARAMETERS,
     MAX_SECONDS,
     MAX_STEPS,
+    MAX_WEIGHT_DECAY,
     MAX_WIDTH,
     MAX_YAML_DEPTH,
     MAX_YAML_NODES,
@@ -153,12 +157,17 @@ class TrainConfig:
             require_between(self.batch_size, "train.batch_size", 1, MAX_BATCH_SIZE)
         require_between(self.base_batch_size, "train.base_batch_size", 1, MAX_BATCH_SIZE)
         require_between(self.gpu_batch_size, "train.gpu_batch_size", 1, MAX_BATCH_SIZE)
-        require(0 < self.lr <= 10, "train.lr", "must be in (0, 10]", self.lr)
-        require(0 <= self.weight_decay <= 100, "train.weight_decay", "must be in [0, 100]", self.weight_decay)
+        require(0 < self.lr <= MAX_LR, "train.lr", f"must be in (0, {MAX_LR:g}]", self.lr)
         require(
-            self.grad_clip is None or 0 < self.grad_clip <= 1e6,
+            0 <= self.weight_decay <= MAX_WEIGHT_DECAY,
+            "train.weight_decay",
+            f"must be in [0, {MAX_WEIGHT_DECAY:g}]",
+            self.weight_decay,
+        )
+        require(
+            self.grad_clip is None or 0 < self.grad_clip <= MAX_GRAD_CLIP,
             "train.grad_clip",
-            "must be in (0, 1,000,000] or null",
+            f"must be in (0, {MAX_GRAD_CLIP:,.0f}] or null",
             self.grad_clip,
         )
         require_between(self.eval_every, "train.eval_every", 1, MAX_STEPS)
@@ -168,7 +177,12 @@ class TrainConfig:
         )
         require_between(self.plateau_patience, "train.plateau_patience", 1, MAX_COUNT)
         require_between(self.patience, "train.patience", 1, MAX_COUNT, nullable=True)
-        require(0 <= self.min_delta <= 100, "train.min_delta", "must be in [0, 100]", self.min_delta)
+        require(
+            0 <= self.min_delta <= MAX_MIN_DELTA,
+            "train.min_delta",
+            f"must be in [0, {MAX_MIN_DELTA:g}]",
+            self.min_delta,
+        )
 
 
 @dataclass
@@ -390,18 +404,6 @@ def _unknown_key(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid)}"
-
-
-def require(ok: bool, key: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} {rule}, got {'null' if value is None else shorten(repr(value))}")
-
-
-def require_between(value: Any, key: str, low: int, high: int, nullable: bool = False) -> None:
-    """`value` is an integer in [low, high] (or None, if `nullable`)."""
-    integer = isinstance(value, int) and not isinstance(value, bool)
-    ok = (value is None and nullable) or (integer and low <= value <= high)
-    require(ok, key, f"must be in [{low:,}, {high:,}]{' or null' * nullable}", value)
 
 
 def find_config(name: str | Path) -> Path:

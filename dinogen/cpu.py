@@ -1,6 +1,7 @@
 """How many CPU cores other programs leave to dinogen, read from Linux's /proc/stat (no torch needed)."""
 
 import os
+import sys
 import time
 
 
@@ -35,3 +36,22 @@ def _cpu_times(cpus: set[int]) -> dict[int, tuple[int, int]]:
                 ticks = [int(value) for value in fields[:8]]  # user nice system idle iowait irq softirq steal
                 times[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))
     return times
+
+
+def use_the_free_cores() -> None:
+    """Train with as many threads as other programs leave cores idle, unless OMP_NUM_THREADS says otherwise.
+
+    torch starts one thread per core, and its threads wait for each other at every small step; when another
+    program holds a core, the thread queued behind it holds up the rest (training ran 26x slower beside one
+    busy process, and 1 thread fewer brings it back). Before torch is imported the variable sets its threads;
+    after, torch is told directly (before its first parallel work, which is what matters).
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    free = free_cores()
+    if free is None or free >= len(os.sched_getaffinity(0)):
+        return
+    os.environ["OMP_NUM_THREADS"] = str(free)  # also what a process started from this one inherits
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(free)

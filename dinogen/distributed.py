@@ -126,6 +126,11 @@ class World:
 SINGLE_PROCESS = World()
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), known before any process group is joined."""
+    return int(os.environ.get("RANK", "0"))
+
+
 @contextmanager
 def joined_world() -> Iterator[World]:
     """The world torchrun started this process in, its process group open meanwhile; else a single process.
@@ -136,7 +141,7 @@ def joined_world() -> Iterator[World]:
     if size == 1:
         yield SINGLE_PROCESS
         return
-    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    world = World(launched_rank(), size, int(os.environ.get("LOCAL_RANK", "0")))
     # The small agreements travel as CPU tensors over gloo; a GPU's gradients over NCCL.
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
     dist.init_process_group(backend, rank=world.rank, world_size=world.size)

@@ -15,6 +15,11 @@ MAX_SECONDS = 30 * 24 * 3600  # train.max_time: 30 days
 MAX_NAMES = 10**9  # sample -n and the M of --shard K/M
 MAX_SAMPLES = 10**6  # evaluate --samples
 MAX_TOP_K = 10**6  # sample --top-k: more than any vocabulary
+MAX_TEMPERATURE = 100.0  # sample --temperature: above it every allowed character is about equally likely
+MAX_LR = 10.0  # train.lr
+MAX_WEIGHT_DECAY = 100.0  # train.weight_decay
+MAX_GRAD_CLIP = 1e6  # train.grad_clip
+MAX_MIN_DELTA = 100.0  # train.min_delta, in nats per character
 
 NAMES_FILE_BYTES = 100 * 2**20  # names files: --data, data.val_path, --exclude, score --file, evaluate --data
 CONFIG_FILE_BYTES = 2**20  # YAML configs

@@ -1,6 +1,7 @@
 """CharRNN: a character-level language model over names; Ensemble: several of them predicting together."""
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -93,22 +94,22 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(CharRNN(vocab_size, member) for _ in range(config.ensemble))
 
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        outputs = [member(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
-        logits = torch.stack([logits for logits, _ in outputs])  # (K, B, T, V)
-        return logits if self.training else _average(logits), _join([part for _, part in outputs])
+        logits, state = self._each(tokens, state, step=False)  # (K, B, T, V)
+        return logits if self.training else _average(logits), state
 
     def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        outputs = [member.step(tokens, part) for member, part in zip(self.members, self._split(state), strict=True)]
-        return _average(torch.stack([logits for logits, _ in outputs])), _join([part for _, part in outputs])
+        logits, state = self._each(tokens, state, step=True)  # (K, B, V)
+        return _average(logits), state
+
+    def _each(self, tokens: torch.Tensor, state: State | None, step: bool) -> tuple[torch.Tensor, State]:
+        """Every member's scores, stacked (K, ...), and their new states joined."""
+        parts = split_members(state, len(self.members))
+        outputs = [
+            (member.step if step else member)(tokens, part) for member, part in zip(self.members, parts, strict=True)
+        ]
+        return torch.stack([logits for logits, _ in outputs]), join_members([part for _, part in outputs])
 
     num_parameters = CharRNN.num_parameters
-
-    def _split(self, state: State | None) -> list[State | None]:
-        if state is None:
-            return [None] * len(self.members)
-        if isinstance(state, tuple):  # LSTM: (hidden, cell)
-            return list(zip(*(part.chunk(len(self.members)) for part in state), strict=True))
-        return list(state.chunk(len(self.members)))
 
 
 def build_model(vocab_size: int, config: ModelConfig) -> CharRNN | Ensemble:
@@ -119,12 +120,6 @@ def build_model(vocab_size: int, config: ModelConfig) -> CharRNN | Ensemble:
 def _average(logits: torch.Tensor) -> torch.Tensor:
     """Scores whose softmax is the mean of the members' softmaxes: (K, ..., V) -> (..., V)."""
     return torch.logsumexp(torch.log_softmax(logits.float(), dim=-1), dim=0) - math.log(logits.shape[0])
-
-
-def _join(states: list[State]) -> State:
-    if isinstance(states[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*states, strict=True))
-    return torch.cat(states)
 
 
 def _gru_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -148,3 +143,43 @@ def _split_state(state: State | None, config: ModelConfig, batch: int, like: tor
         zeros = like.new_zeros(config.num_layers, batch, config.hidden_size)
         return zeros, zeros if config.cell == "lstm" else None
     return state if isinstance(state, tuple) else (state, None)
+
+
+# Recurrent states: a tensor (layers, B, H), or an LSTM's (hidden, cell) pair of them; each helper treats both.
+
+
+def map_state(function: Callable[..., torch.Tensor], *states: State) -> State:
+    """`function` applied to the matching parts of `states` (an LSTM's hidden and cell parts alike)."""
+    if isinstance(states[0], tuple):
+        return tuple(function(*parts) for parts in zip(*states, strict=True))
+    return function(*states)
+
+
+def repeat_rows(state: State, size: int) -> State:
+    """A one-row state repeated for `size` rows."""
+    return map_state(lambda part: part.expand(-1, size, -1).contiguous(), state)
+
+
+def select_rows(state: State, rows: torch.Tensor) -> State:
+    """The given rows (b,) of a state."""
+    return map_state(lambda part: part.index_select(1, rows), state)
+
+
+def gather_rows(rows: list[tuple[State, int]]) -> State:
+    """One state made of row r of state s for each (s, r) in `rows`."""
+    return map_state(
+        lambda *parts: torch.stack([part[:, row] for part, (_, row) in zip(parts, rows, strict=True)], dim=1),
+        *(state for state, _ in rows),
+    )
+
+
+def split_members(state: State | None, members: int) -> list[State | None]:
+    """An ensemble's state as its members' states (stacked on dim 0 in member order)."""
+    if state is None:
+        return [None] * members
+    return [map_state(lambda part, k=k: part.chunk(members)[k], state) for k in range(members)]
+
+
+def join_members(states: list[State]) -> State:
+    """The members' states stacked into the ensemble's."""
+    return map_state(lambda *parts: torch.cat(parts), *states)

@@ -1,11 +1,8 @@
-"""Writing results: the formats (text, JSON lines, CSV), standard output, and the one path every file is written by."""
+"""The one path every file is written by, and standard output for a command's results."""
 
 import contextlib
-import csv
 import errno
 import glob
-import json
-import math
 import os
 import secrets
 import stat
@@ -13,46 +10,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from dinogen.errors import DinogenError, shorten
-
-if TYPE_CHECKING:  # only for type hints: this module sits below checkpoint and sample, which write through it
-    from dinogen.sample import ScoredName
-
-FIELDS = ("name", "log_prob", "nll_per_char", "length")
-
-
-def write_names(records: "Iterable[ScoredName]", file: IO[str], fmt: str = "text") -> int:
-    """Write each record as it arrives (so output streams); return how many were written."""
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(file, fieldnames=FIELDS, lineterminator="\n")
-        writer.writeheader()
-    for record in records:
-        if fmt == "text":
-            file.write(record.name + "\n")
-        elif fmt == "jsonl":
-            file.write(to_json(record.to_dict()) + "\n")
-        else:
-            writer.writerow(record.to_dict())
-        count += 1
-    return count
-
-
-def to_json(value) -> str:
-    """Strict JSON: an infinite or NaN number (an impossible name's log_prob) becomes null."""
-    return json.dumps(_finite_or_none(value), allow_nan=False)
-
-
-def _finite_or_none(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_none(item) for item in value]
-    return value
 
 
 @contextmanager

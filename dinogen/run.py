@@ -1,43 +1,36 @@
-"""A training run on disk: reads the data, builds the model, trains, and writes the run directory.
+"""A training run: starts or resumes, reads the data, builds the model, trains, and writes its run directory.
 
-A run directory holds config.yaml (the resolved config), metrics.jsonl (one line per evaluation),
-last.pt (the latest checkpoint, for resuming) and best.pt (the lowest validation loss, for sampling),
-and .lock, which a training holds so that a second one cannot write into the same directory. In a
-world of several processes, rank 0 alone writes it.
+What the directory holds, and its lock, are in `rundir.py`. In a world of several processes, rank 0 alone writes.
 """
 
 import contextlib
 import json
 import logging
 import os
-import re
+import signal
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from dinogen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from dinogen.config import Config, apply_overrides
+from dinogen.config import Config, apply_overrides, find_config, load_config
+from dinogen.cpu import use_the_free_cores
 from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
 from dinogen.device import resolve_device
-from dinogen.distributed import SINGLE_PROCESS, World
-from dinogen.errors import ConfigError, DinogenError, shorten
+from dinogen.distributed import SINGLE_PROCESS, World, joined_world
+from dinogen.errors import ConfigError, DinogenError, OptionError, shorten
+from dinogen.formats import plural
 from dinogen.model import build_model
 from dinogen.output import append_line, output_file, remove_unfinished_writes
+from dinogen.rundir import RUN_FILES, RUNS_ROOT, check_same_run, claim, lock_run_dir, new_run_dir
 from dinogen.train import Evaluation, Trainer
-
-try:
-    import fcntl
-except ImportError:  # Windows: run directories are not locked
-    fcntl = None
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt")
-LOCK_FILE = ".lock"
-RUN_ID_LINE = re.compile(r"# dinogen run ([0-9a-f]+)")  # config.yaml's first line names the run
 # Keys a resumed run may change: budgets and bookkeeping, never what the weights or data order depend on.
 RESUMABLE_KEYS = {
     "train.epochs", "train.max_steps", "train.max_time", "train.eval_every",
@@ -57,6 +50,8 @@ class Run:
         self.device = world.device(resolve_device(config.train.device))
         self.run_id = resume_from.run_id if resume_from is not None else uuid.uuid4().hex[:12]
         self._lock = None  # the run directory's lock file while this run writes into it
+        self._world_stack = contextlib.ExitStack()  # the process group `start` joined, left by `close`
+        self.signal = 0  # the signal that interrupted `fit`, if one did
         if resume_from is not None:
             self.data_path = Path(resume_from.data_path)
             self.train_names, self.val_names = resume_from.train_names, resume_from.val_names
@@ -82,6 +77,84 @@ class Run:
         log.debug("config:\n%s", self.config.to_yaml())
 
     @classmethod
+    def start(
+        cls,
+        config: str | Path | Config | None = None,
+        run_dir: str | Path | None = None,
+        *,
+        overrides: Iterable[str] = (),
+        resume: str | Path | None = None,
+        overwrite: bool = False,
+        dry_run: bool = False,
+        runs_root: Path = RUNS_ROOT,
+    ) -> "Run":
+        """A run ready to `fit`, started as `dinogen train` starts one; `close` it (or use it in a `with`) after.
+
+        A new run reads `config` (a YAML file, a bundled config's name, default "default", or a Config) with
+        `overrides` ("section.key=value") and trains into `run_dir`, by default the first free one of
+        runs_root/<config name>, -2, -3, ...; the directory is created and locked (a dry run only checks it).
+        `resume` continues the run at that path (a run directory or its last.pt) with its saved config; only
+        budget keys may be overridden. Under torchrun the process group is joined and rank 0 writes. Training
+        uses as many threads as other programs leave cores idle, unless OMP_NUM_THREADS says otherwise.
+        """
+        _refuse_resume_with(resume, config, run_dir, overwrite)
+        use_the_free_cores()
+        with contextlib.ExitStack() as stack:
+            world = stack.enter_context(joined_world())
+            if resume is not None:
+                run = cls.resume(resume, overrides, world, write=not dry_run)
+            else:
+                run = cls._new(config, run_dir, overrides, world, overwrite, dry_run, runs_root)
+            run._world_stack = stack.pop_all()  # the process group stays joined until the run is closed
+        return run
+
+    @classmethod
+    def _new(cls, config, run_dir, overrides, world: World, overwrite: bool, dry_run: bool, runs_root: Path) -> "Run":
+        if isinstance(config, Config):
+            config, name = Config.from_dict(apply_overrides(config.to_dict(), overrides)), "run"
+        else:
+            path = find_config("default" if config is None else config)
+            config, name = load_config(path, overrides), path.stem
+        # every rank must train into the directory rank 0 chose (a numbered one appears once rank 0 writes it)
+        run = cls(config, world.main_choice(run_dir or new_run_dir(runs_root, name)), world=world)
+        if dry_run:
+            run.check_dir(overwrite)
+        else:
+            world.together(lambda: run.prepare_dir(overwrite))
+        return run
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the run directory and leave the process group `start` joined."""
+        self.release()
+        self._world_stack.close()
+
+    @property
+    def finished(self) -> bool:
+        """A resumed run that has already spent its step budget."""
+        total = self.trainer.total_steps
+        return total is not None and self.trainer.step >= total
+
+    def describe(self, action: str) -> str:
+        """One line on what is about to train: model, data, budget, device and directory."""
+        trainer, model = self.trainer, self.config.model
+        budget = f"{trainer.total_steps:,} steps" if trainer.total_steps else f"{self.config.train.max_time:g} s"
+        processes = f" x {self.world.size} processes" if self.world.size > 1 else ""
+        ensemble = f"an ensemble of {model.ensemble} " if model.ensemble > 1 else ""
+        precision = f" in {trainer.precision}" if trainer.precision != "fp32" else ""
+        return (
+            f"{action} {ensemble}{model.cell} ({self.model.num_parameters():,} parameters) on "
+            f"{plural(len(self.train_names), 'name')} from {self.data_path}, {len(self.val_names):,} held out; "
+            f"{plural(trainer.steps_per_epoch, 'batch', 'batches')} of {trainer.config.batch_size:,} per epoch, "
+            f"{budget}; device {self.device}{precision}{processes}; run directory {self.run_dir}"
+        )
+
+    @classmethod
     def resume(
         cls, path: str | Path, overrides: Iterable[str] = (), world: World = SINGLE_PROCESS, write: bool = True
     ) -> "Run":
@@ -89,34 +162,9 @@ class Run:
 
         With `write` (training, not a dry run), rank 0 locks the directory and cuts metrics.jsonl back to last.pt.
         """
-        path = Path(path)
-        is_dir = os.path.isdir(path)  # os.path: a name too long for the system is just not a directory
-        source = path / "last.pt" if is_dir else path
-        checkpoint = load_checkpoint(source)
-        if not checkpoint.trainer_state:
-            raise DinogenError(f"{source} holds no training state (optimizer, schedule, random state) to resume from")
-        run_dir = path if is_dir else path.parent
-        latest = run_dir / "last.pt"
-        if not is_dir and latest.exists() and not latest.samefile(path):
-            saved = load_checkpoint(latest).step
-            if saved > checkpoint.step:
-                # Going on from an earlier state would overwrite last.pt and rewrite metrics.jsonl's history.
-                raise DinogenError(
-                    f"{path} is at step {checkpoint.step} but {latest} is at step {saved}; resume the run "
-                    f"directory (its last.pt), or copy {path.name} to a new directory to branch from it"
-                )
-        raw = checkpoint.config.to_dict()
-        for override in overrides:
-            key = override.partition("=")[0].strip()
-            if key not in RESUMABLE_KEYS:
-                raise ConfigError(
-                    f"{key} cannot change when resuming (a resumed run keeps its model, data and optimisation); "
-                    f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
-                )
-        config = Config.from_dict(apply_overrides(raw, overrides))
-        _check_same_run(run_dir, source, checkpoint)
+        checkpoint, config, run_dir = _resume_point(path, overrides)
         writes = write and world.is_main  # rank 0 alone writes the directory
-        lock = world.together(lambda: _claim(run_dir, checkpoint.step) if writes else None)
+        lock = world.together(lambda: claim(run_dir, checkpoint.step) if writes else None)
         try:
             run = cls(config, run_dir, resume_from=checkpoint, world=world)
         except BaseException:
@@ -174,11 +222,16 @@ class Run:
         on_step: Callable[[int], None] | None = None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        handle_signals: bool = True,
     ) -> str:
         """Train, appending metrics and saving last.pt (and best.pt when it improves) at each evaluation.
 
-        An interrupted run (`should_stop()` turned true) saves last.pt before returning. Rank 0 alone writes.
+        With `handle_signals` (in the main thread), Ctrl-C and SIGTERM ask for a stop after the current step,
+        as `should_stop()` turning true does, and a second Ctrl-C stops at once. An interrupted run saves
+        last.pt and returns "interrupted", with `self.signal` the signal that stopped it (under torchrun, a
+        process whose partner was signalled stops as SIGTERM would stop it). Rank 0 alone writes.
         """
+        received: list[int] = []
 
         def record(evaluation: Evaluation) -> None:
             if self.world.is_main:
@@ -186,12 +239,16 @@ class Run:
             if on_evaluation:
                 on_evaluation(evaluation)
 
-        try:
-            reason = self.trainer.fit(on_step, record, should_stop)
-            if reason == "interrupted" and self.world.is_main:
-                save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
-        finally:
-            self.release()
+        with _stop_requests(received) if handle_signals else contextlib.nullcontext():
+            try:
+                reason = self.trainer.fit(on_step, record, lambda: bool(received) or should_stop())
+                if reason == "interrupted" and self.world.is_main:
+                    save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
+            finally:
+                self.release()
+        if reason == "interrupted" and not received and not should_stop():
+            received.append(signal.SIGTERM)  # another rank was signalled: stop as torchrun's SIGTERM would
+        self.signal = received[0] if received else 0
         return reason
 
     def _record(self, evaluation: Evaluation) -> None:
@@ -229,104 +286,74 @@ class Run:
         )
 
 
-def new_run_dir(root: Path, name: str) -> Path:
-    """root/name, or the first of root/name-2, name-3, ... that holds no run: a new run never replaces one."""
-    candidate, number = root / name, 1
-    while any((candidate / file).exists() for file in RUN_FILES):
-        number += 1
-        candidate = root / f"{name}-{number}"
-    return candidate
+def planned_config(
+    config: str | Path | Config | None = None, overrides: Iterable[str] = (), resume: str | Path | None = None
+) -> Config:
+    """The config `Run.start` would train with, as written (a batch of auto stays auto): what --print-config shows."""
+    _refuse_resume_with(resume, config, None, False)
+    if resume is not None:
+        return _resume_point(resume, overrides)[1]
+    if isinstance(config, Config):
+        return Config.from_dict(apply_overrides(config.to_dict(), overrides))
+    return load_config("default" if config is None else config, overrides)
 
 
-def run_dirs(root: Path) -> list[Path]:
-    """The run directories in `root` that hold a checkpoint, the one written last at the end."""
-    try:
-        candidates = [path for path in root.iterdir() if path.is_dir()]
-    except OSError:
-        return []
-    written = {path: _last_written(path) for path in candidates}
-    return sorted((path for path, when in written.items() if when is not None), key=lambda path: (written[path], path))
-
-
-def _last_written(run_dir: Path) -> float | None:
-    times = []
-    for name in ("best.pt", "last.pt"):
-        with contextlib.suppress(OSError):
-            times.append((run_dir / name).stat().st_mtime)
-    return max(times, default=None)
-
-
-def _claim(run_dir: Path, step: int):
-    """Lock a run directory to resume it at `step`: remove unfinished writes, cut metrics.jsonl back to `step`."""
-    lock = lock_run_dir(run_dir)
-    try:
-        remove_unfinished_writes(run_dir, RUN_FILES)
-        _trim_metrics(run_dir / "metrics.jsonl", step)
-    except BaseException:
-        if lock is not None:
-            lock.close()
-        raise
-    return lock
-
-
-def lock_run_dir(run_dir: Path):
-    """Lock `run_dir` for one training until the returned file is closed (or the process ends), or say who holds it."""
-    if fcntl is None:
-        return None
-    try:
-        file = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held open while the run trains)
-    except OSError as err:
-        raise DinogenError(f"cannot write to run directory {shorten(str(run_dir))}: {err.strerror}") from None
-    try:
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel however the process ends
-    except OSError:
-        file.seek(0)
-        holder = file.read(20).strip() or "unknown"
-        file.close()
-        raise DinogenError(
-            f"{run_dir} is in use by another training (PID {holder}); wait for it to finish or choose another "
-            "--out directory"
-        ) from None
-    file.truncate(0)
-    file.write(str(os.getpid()))
-    file.flush()
-    return file
-
-
-def _check_same_run(run_dir: Path, source: Path, checkpoint: Checkpoint) -> None:
-    """Refuse to resume from a checkpoint that another run wrote (copied in), which would mix two runs' files."""
-    try:
-        first_line = (run_dir / "config.yaml").read_text(encoding="utf-8", errors="replace").partition("\n")[0]
-    except OSError:
-        return  # no config.yaml to compare with
-    recorded = RUN_ID_LINE.fullmatch(first_line.strip())
-    if recorded and checkpoint.run_id and checkpoint.run_id != recorded[1]:
-        raise DinogenError(
-            f"{source} belongs to another run (run {checkpoint.run_id}) than {run_dir / 'config.yaml'} "
-            f"(run {recorded[1]}); copy it into a directory of its own to continue it"
+def _refuse_resume_with(resume, config, run_dir, overwrite: bool) -> None:
+    if resume is not None and (config is not None or run_dir is not None or overwrite):
+        raise OptionError(
+            "{0} continues a run with its saved config and directory; drop {1}/{2}/{3}",
+            *("resume", "config", "run_dir", "overwrite"),
         )
 
 
-def _trim_metrics(path: Path, step: int) -> None:
-    """Keep the evaluations up to the checkpoint's step: a run killed while saving logged some that resuming redoes."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
+def _resume_point(path: str | Path, overrides: Iterable[str]) -> tuple[Checkpoint, Config, Path]:
+    """The checkpoint a resume goes on from, its config with the (budget) overrides, and its run directory."""
+    path = Path(path)
+    is_dir = os.path.isdir(path)  # os.path: a name too long for the system is just not a directory
+    source = path / "last.pt" if is_dir else path
+    checkpoint = load_checkpoint(source)
+    if not checkpoint.trainer_state:
+        raise DinogenError(f"{source} holds no training state (optimizer, schedule, random state) to resume from")
+    run_dir = path if is_dir else path.parent
+    latest = run_dir / "last.pt"
+    if not is_dir and latest.exists() and not latest.samefile(path):
+        saved = load_checkpoint(latest).step
+        if saved > checkpoint.step:
+            # Going on from an earlier state would overwrite last.pt and rewrite metrics.jsonl's history.
+            raise DinogenError(
+                f"{path} is at step {checkpoint.step} but {latest} is at step {saved}; resume the run "
+                f"directory (its last.pt), or copy {path.name} to a new directory to branch from it"
+            )
+    raw = checkpoint.config.to_dict()
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if key not in RESUMABLE_KEYS:
+            raise ConfigError(
+                f"{key} cannot change when resuming (a resumed run keeps its model, data and optimisation); "
+                f"only {', '.join(sorted(RESUMABLE_KEYS))} can"
+            )
+    config = Config.from_dict(apply_overrides(raw, overrides))
+    check_same_run(run_dir, source, checkpoint)
+    return checkpoint, config, run_dir
+
+
+@contextlib.contextmanager
+def _stop_requests(received: list[int]) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM add their number to `received` instead of stopping the process at once.
+
+    Only the main thread may handle signals; elsewhere nothing changes. A second Ctrl-C raises KeyboardInterrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    except OSError as err:
-        raise DinogenError(f"cannot read {path}: {err.strerror}") from None
-    kept = [line for line in lines if (logged := _step_of(line)) is not None and logged <= step]
-    if kept != lines:
-        log.warning("dropped %d lines of %s past the checkpoint's step %d", len(lines) - len(kept), path, step)
-        with output_file(path) as file:
-            file.writelines(line + "\n" for line in kept)
 
+    def request_stop(signum, frame) -> None:
+        received.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
 
-def _step_of(line: str) -> int | None:
-    """The step of one metrics.jsonl line, or None for a torn or foreign line."""
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    step = row.get("step") if isinstance(row, dict) else None
-    return step if isinstance(step, int) else None
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

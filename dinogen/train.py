@@ -14,6 +14,7 @@ from dinogen.data import IGNORE_INDEX, EncodedNames
 from dinogen.device import resolve_precision
 from dinogen.distributed import SINGLE_PROCESS, World
 from dinogen.errors import DinogenError
+from dinogen.limits import MAX_LR
 from dinogen.model import CharRNN, Ensemble
 
 
@@ -53,7 +54,7 @@ def resolve_batch_size(config: TrainConfig, device: torch.device, num_names: int
     batch = config.base_batch_size
     if device.type != "cpu":
         batch = max(batch, min(config.gpu_batch_size, num_names))
-    return replace(config, batch_size=batch, lr=min(10.0, config.lr * math.sqrt(batch / config.base_batch_size)))
+    return replace(config, batch_size=batch, lr=min(MAX_LR, config.lr * math.sqrt(batch / config.base_batch_size)))
 
 
 class TrainingDiverged(DinogenError):

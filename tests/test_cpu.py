@@ -1,8 +1,9 @@
 import os
 
 import pytest
+import torch
 
-from dinogen import cli, cpu
+from dinogen import cpu
 
 
 def _ticks(busy_shares: dict[int, float]):
@@ -36,8 +37,10 @@ def test_training_takes_the_idle_cores_unless_told(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(cpu, "free_cores", lambda: 1)
-    cli._use_the_free_cores()
-    assert os.environ["OMP_NUM_THREADS"] == "1"
+    told = []
+    monkeypatch.setattr(torch, "set_num_threads", told.append)  # torch is imported already: it is told directly
+    cpu.use_the_free_cores()
+    assert os.environ["OMP_NUM_THREADS"] == "1" and told == [1]
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    cli._use_the_free_cores()
-    assert os.environ["OMP_NUM_THREADS"] == "2"  # the user's choice stands
+    cpu.use_the_free_cores()
+    assert os.environ["OMP_NUM_THREADS"] == "2" and told == [1]  # the user's choice stands

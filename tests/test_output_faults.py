@@ -225,7 +225,7 @@ def test_sigterm_while_sample_writes_a_file_leaves_no_temporary(trained_run, tmp
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(10)
 
-    monkeypatch.setattr("dinogen.output.write_names", stopped_half_way)
+    monkeypatch.setattr("dinogen.formats.write_names", stopped_half_way)
     result = invoke("sample", trained_run, "-n", 5, "-o", out)
     assert result.exit_code == 143 and result.output == ""
     assert out.read_text() == "precious\n" and not _temporaries(tmp_path)

@@ -1,0 +1,138 @@
+"""Drawing one batch of names character by character, from the state after the prefix.
+
+Two strategies give the same names: a CPU is fastest when finished rows leave the batch (`compact`); a GPU when
+shapes stay fixed and finished rows are masked (`fixed`). Each character is drawn at the row's own uniform number.
+"""
+
+import ctypes
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from dinogen.controls import Controls
+from dinogen.data import BOUNDARY, Vocab
+from dinogen.model import repeat_rows, select_rows
+from dinogen.scored import ScoredName
+from dinogen.streams import RowStreams
+
+if TYPE_CHECKING:  # only for type hints: the Generator draws the batches
+    from dinogen.sample import Generator
+
+
+@torch.inference_mode()
+def draw_batch(generator: "Generator", streams: RowStreams, first: int, size: int, controls: Controls):
+    """Stream draws first..first+size-1: a ScoredName each, or None where the name ran past max_length."""
+    logits, state, prefix_log_prob = generator.read_prefix(controls)
+    draw = Draw(generator, controls, streams.keys(first, size), logits.expand(size, -1), repeat_rows(state, size))
+    tokens, log_probs, ended = draw.fixed() if generator.fixed_shapes else draw.compact()
+    totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
+    prefix_text = generator.vocab.decode(controls.prefix_ids)
+    names = [prefix_text + name for name in generator.decoder(tokens, ended)]
+    if generator.rules.may_denormalize:  # rare: only vocabularies with combining marks
+        ended &= torch.tensor([generator.normalize(name) == name for name in names], device=ended.device)
+    return [
+        ScoredName.of(name, total) if kept else None
+        for name, total, kept in zip(names, totals, ended.tolist(), strict=True)
+    ]
+
+
+class Draw:
+    """One batch of names drawn character by character from the state after the prefix."""
+
+    def __init__(self, generator: "Generator", controls: Controls, keys: torch.Tensor, logits, state):
+        self.model, self.rules, self.controls = generator.model, generator.rules, controls
+        self.keys, self.logits, self.state = keys, logits, state  # (B, 2), (B, V), (layers, B, H)
+        size, device = keys.shape[0], keys.device
+        self.prefix_length = len(controls.prefix_ids)
+        self.steps = controls.max_length - self.prefix_length + 1  # characters still allowed, plus the end
+        self.tokens = torch.full((size, self.steps), BOUNDARY, device=device)  # (B, S)
+        self.log_probs = torch.zeros(size, self.steps, device=device)  # (B, S) the model's log-prob of each choice
+        self.ended = torch.zeros(size, dtype=torch.bool, device=device)  # (B,) rows that chose the end
+        self.last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=device)
+
+    def choose(self, t: int, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step t's token of each row (b,) and the model's (untempered, unmasked) log-probability of it."""
+        allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
+        token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
+        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+
+    def compact(self):
+        """Rows that end leave the batch, so the remaining steps cost only what is still being written."""
+        alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
+        keys = self.keys
+        for t in range(self.steps):
+            token, log_prob = self.choose(t, keys)
+            self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
+            done = token == BOUNDARY
+            self.ended[alive[done]] = True
+            going = (~done).nonzero().squeeze(1)  # positions of the rows that go on
+            if not len(going) or t == self.steps - 1:
+                break  # rows still going at the last step ran past max_length
+            alive, keys, self.last = alive[going], keys[going], token[going]
+            self.logits, self.state = self.model.step(self.last, select_rows(self.state, going))
+        return self.tokens, self.log_probs, self.ended
+
+    def fixed(self, check_every: int = 8):
+        """All rows step together with fixed shapes; the host asks whether any row is going every few steps."""
+        going = torch.ones_like(self.ended)
+        for t in range(self.steps):
+            token, log_prob = self.choose(t, self.keys)
+            token = token.where(going, BOUNDARY)  # a finished row keeps writing the boundary
+            self.tokens[:, t], self.log_probs[:, t] = token, log_prob.where(going, 0.0)
+            self.ended |= going & (token == BOUNDARY)
+            going &= token != BOUNDARY
+            if t == self.steps - 1 or (t % check_every == check_every - 1 and not bool(going.any())):
+                break
+            self.last = token
+            self.logits, self.state = self.model.step(token, self.state)
+        return self.tokens, self.log_probs, self.ended
+
+
+def utf32_text(code_points: torch.Tensor) -> str:
+    """Decode a contiguous CPU int32 tensor of code points in one call (no NumPy needed to reach its bytes)."""
+    return ctypes.string_at(code_points.data_ptr(), code_points.numel() * 4).decode("utf-32-le")
+
+
+def pick(logits: torch.Tensor, controls: Controls, uniform: torch.Tensor) -> torch.Tensor:
+    """Next token per row: argmax at temperature 0, else a draw from the (top-k/top-p) tempered distribution.
+
+    The draw inverts the cumulative distribution at the row's own uniform number `uniform` (b,), so a
+    row's choice depends on its random stream alone, not on the other rows of the batch.
+    """
+    if controls.temperature == 0:
+        return logits.argmax(-1)
+    scaled = logits - logits.max(-1, keepdim=True).values  # the likeliest at 0: no overflow at tiny temperatures
+    if controls.temperature != 1:
+        scaled = scaled / controls.temperature
+    if controls.top_k is not None and controls.top_k < scaled.size(-1):
+        kth = scaled.topk(controls.top_k, dim=-1).values[:, -1:]  # (b, 1)
+        scaled = scaled.masked_fill(scaled < kth, -math.inf)
+    if controls.top_p is not None and controls.top_p < 1:
+        ordered, order = scaled.sort(dim=-1, descending=True)
+        probs = ordered.softmax(-1)
+        outside = probs.cumsum(-1) - probs > controls.top_p  # the smallest set reaching top_p is kept
+        scaled = scaled.scatter(-1, order, ordered.masked_fill(outside, -math.inf))
+    cumulative = scaled.exp().double().cumsum(-1)  # (b, V) unnormalised; float64 keeps it exact enough
+    target = uniform * cumulative[:, -1]  # (b,) strictly below the total, as uniform < 1
+    return (cumulative <= target[:, None]).sum(-1)  # the first token whose cumulative weight passes the target
+
+
+class RowDecoder:
+    """Turns a batch of token rows into text all at once, not character by character.
+
+    Each token becomes a Unicode code point and the end a newline; the rows' code points, cut after their
+    end, are joined into one UTF-32 buffer that is decoded and split once.
+    """
+
+    def __init__(self, vocab: Vocab, device: torch.device):
+        self.code_points = torch.tensor([ord("\n"), *map(ord, vocab.chars)], dtype=torch.int32, device=device)
+
+    def __call__(self, tokens: torch.Tensor, ended: torch.Tensor) -> list[str]:
+        """The text of each row of `tokens` (B, S) up to its end."""
+        codes = self.code_points[tokens]  # (B, S) int32
+        codes = torch.cat([codes, torch.full_like(codes[:, :1], ord("\n"))], dim=1)  # rows that never ended end here
+        first_end = torch.where(ended, (tokens == BOUNDARY).int().argmax(1), tokens.shape[1])  # (B,)
+        keep = torch.arange(codes.shape[1], device=codes.device) <= first_end[:, None]
+        flat = codes[keep].cpu().contiguous()
+        return utf32_text(flat).split("\n")[:-1]
