@@ -15,12 +15,13 @@ import torch
 
 from dinogen import __version__
 from dinogen.config import Config, parameter_shapes
-from dinogen.data import Vocab
+from dinogen.data import Vocab, folds_case
 from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.files import read_bytes
 from dinogen.limits import CHECKPOINT_BYTES
 from dinogen.model import CharRNN, Ensemble, build_model
 from dinogen.output import output_file
+from dinogen.train import LRSchedule, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Checkpoint:
     @property
     def lowercase(self) -> bool:
         """The case rule: whether names, and every name given to the model, are lowercased."""
-        return self.config.data.lowercase
+        return folds_case(self.config.data.lowercase, self.vocab.chars)
 
     def build_model(self, device: torch.device | str = "cpu") -> CharRNN | Ensemble:
         """The trained model (a CharRNN, or an Ensemble of them), in eval mode, on `device`."""
@@ -273,23 +274,22 @@ def _check_tensor(value: Any, field_name: str, shape: tuple[int, ...]) -> None:
     _expect(bool(torch.isfinite(value).all()), f"{field_name} holds NaN or infinite values")
 
 
-_TRAINER_FIELDS = ["optimizer", "schedule", "scaler", "step", "elapsed", "best_val_loss",
-                   "evaluations_since_improvement", "history", "cpu_rng"]  # fmt: skip
 _SCALER_FIELDS = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}
 
 
 def _check_trainer_state(state: dict, shapes: list[tuple[int, ...]]) -> None:
     """What Trainer.load_state_dict reads, of the types it writes, with moments the shapes of the weights."""
-    _check_fields(state, "trainer_state", _TRAINER_FIELDS, optional=("cuda_rng",))  # cuda_rng: where CUDA was
+    _check_fields(state, "trainer_state", list(Trainer.STATE_FIELDS), optional=("cuda_rng",))  # cuda_rng: with CUDA
     _check_optimizer(state["optimizer"], shapes)
     schedule = state["schedule"]
     _expect(
         isinstance(schedule, dict)
-        and schedule.keys() == {"scale", "best", "waiting"}
+        and schedule.keys() == set(LRSchedule.STATE_KEYS)
         and _is_real(schedule["scale"])
         and _is_real(schedule["best"])
         and _is_count(schedule["waiting"]),
-        "trainer_state schedule must hold the numbers scale, best and waiting",
+        f"trainer_state schedule must hold the numbers {', '.join(LRSchedule.STATE_KEYS[:-1])} and "
+        f"{LRSchedule.STATE_KEYS[-1]}",
     )
     scaler = state["scaler"]
     _expect(

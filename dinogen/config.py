@@ -50,7 +50,7 @@ class DataConfig:
     path: str = "data/dinos.txt"  # names file, one per line; falls back to the bundled file
     val_path: str | None = None  # explicit validation names (then val_fraction is ignored)
     val_fraction: float = 0.1  # share of the names held out for validation, chosen by the seed
-    lowercase: bool = True  # fold case before building the vocabulary
+    lowercase: bool | Literal["auto"] = "auto"  # fold case: true, false, or auto: as the file is (see data.folds_case)
     encoding: str = "utf-8"  # text encoding of the names files (a BOM is tolerated)
     max_length: int | None = 64  # longer lines are dropped with a warning (null: keep all)
 

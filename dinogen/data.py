@@ -4,7 +4,7 @@ import codecs
 import logging
 import os
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -117,6 +117,18 @@ def normalize_name(text: str, lowercase: bool = True) -> str:
     """
     name = unicodedata.normalize("NFC", " ".join(text.split()))
     return unicodedata.normalize("NFC", name.lower()) if lowercase else name
+
+
+def folds_case(setting: bool | str, chars: Iterable[str]) -> bool:
+    """The case rule of a model whose names are made of `chars`: whether it, and every name given to it, is lowercase.
+
+    true folds the names file's case and false keeps it. auto, the default, keeps it too, and a list that holds no
+    capital is a lowercase list: what is given to its model (a prefix, names to score or exclude) is folded to
+    match, so that `Tyrannosaurus` is the model's `tyrannosaurus`.
+    """
+    if setting == "auto":
+        return all(char.lower() == char for char in chars)
+    return bool(setting)
 
 
 def parse_names(text: str, lowercase: bool = True) -> list[str]:

@@ -177,12 +177,11 @@ class Run:
     def _read_data(self) -> None:
         data = self.config.data
         self.data_path = resolve_names_path(data.path)
-        names = read_names(self.data_path, data.lowercase, data.encoding, data.max_length)
+        lowercase = data.lowercase is True  # auto reads the names as they are
+        names = read_names(self.data_path, lowercase, data.encoding, data.max_length)
         if data.val_path:
             self.train_names = names
-            self.val_names = read_names(
-                resolve_names_path(data.val_path), data.lowercase, data.encoding, data.max_length
-            )
+            self.val_names = read_names(resolve_names_path(data.val_path), lowercase, data.encoding, data.max_length)
         else:
             self.train_names, self.val_names = split_names(names, data.val_fraction, self.config.train.seed)
 

@@ -110,11 +110,13 @@ class LRSchedule:
         if self.plateau_waiting >= self.config.plateau_patience:
             self.plateau_scale, self.plateau_waiting = self.plateau_scale / 2, 0
 
+    STATE_KEYS = ("scale", "best", "waiting")  # what state_dict holds, in the checkpoint's trainer_state
+
     def state_dict(self) -> dict[str, float]:
-        return {"scale": self.plateau_scale, "best": self.plateau_best, "waiting": self.plateau_waiting}
+        return dict(zip(self.STATE_KEYS, (self.plateau_scale, self.plateau_best, self.plateau_waiting), strict=True))
 
     def load_state_dict(self, state: dict[str, float]) -> None:
-        self.plateau_scale, self.plateau_best, self.plateau_waiting = state["scale"], state["best"], state["waiting"]
+        self.plateau_scale, self.plateau_best, self.plateau_waiting = (state[key] for key in self.STATE_KEYS)
 
 
 class Trainer:
@@ -122,6 +124,9 @@ class Trainer:
 
     In a `world` of several processes, each takes its shard of every batch and they train one model together.
     """
+
+    COUNTERS = ("step", "elapsed", "best_val_loss", "evaluations_since_improvement", "history")  # saved as they are
+    STATE_FIELDS = ("optimizer", "schedule", "scaler", *COUNTERS, "cpu_rng")  # state_dict's keys (+ cuda_rng)
 
     def __init__(
         self,
@@ -307,17 +312,10 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """What resuming needs beyond the model weights: optimizer, schedule, counters and random state."""
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "step": self.step,
-            "elapsed": self.elapsed,
-            "best_val_loss": self.best_val_loss,
-            "evaluations_since_improvement": self.evaluations_since_improvement,
-            "history": self.history,
-            "cpu_rng": torch.get_rng_state(),
-        }
+        parts = {"optimizer": self.optimizer, "schedule": self.schedule, "scaler": self.scaler}
+        state = {name: parts[name].state_dict() for name in parts}
+        state |= {name: getattr(self, name) for name in self.COUNTERS}
+        state["cpu_rng"] = torch.get_rng_state()
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
@@ -327,11 +325,9 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
-        self.step = state["step"]
-        self.elapsed = state["elapsed"]
-        self.best_val_loss = state["best_val_loss"]
-        self.evaluations_since_improvement = state["evaluations_since_improvement"]
-        self.history = list(state["history"])
+        for name in self.COUNTERS:
+            setattr(self, name, state[name])
+        self.history = list(self.history)  # the checkpoint's list stays the checkpoint's
         torch.set_rng_state(state["cpu_rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])

@@ -234,3 +234,46 @@ def test_a_dry_run_of_a_resume_writes_nothing(trained_run, tmp_path):
     result = invoke("train", "--resume", run, "--set", "train.max_steps=500", "--dry-run")
     assert result.exit_code == 0 and "would train" in result.stderr
     assert (run / "metrics.jsonl").read_text() == before  # only a real resume cuts it back to last.pt
+
+
+def test_a_mixed_case_list_keeps_its_case_end_to_end(places_file, tmp_path):
+    run_dir = tmp_path / "places"
+    budget = ["--set", "train.max_steps=300", "--set", "model.hidden_size=32", "-q"]
+    assert invoke("train", places_file, "-c", "tiny", "-o", run_dir, *budget).exit_code == 0
+    names = invoke("sample", run_dir, "-n", 200, "--seed", 0).stdout.splitlines()
+    assert len(names) == 200 and sum(name[:1].isupper() for name in names) > 150  # the list's names are capitalised
+    prefixed = invoke("sample", run_dir, "-n", 5, "--prefix", "Gl", "--seed", 0)
+    assert prefixed.exit_code == 0 and all(name.startswith("Gl") for name in prefixed.stdout.splitlines())
+    cased, lowered = invoke("score", run_dir, "Glen Ivy", "glen ivy").stdout.splitlines()
+    assert cased.endswith("\tGlen Ivy") and lowered.endswith("\tglen ivy")  # two names to a model that keeps case
+    assert float(cased.split("\t")[1]) > float(lowered.split("\t")[1])  # 'G' begins names here, 'g' does not
+    folded_dir = tmp_path / "folded"
+    assert (
+        invoke("train", places_file, "-c", "tiny", "-o", folded_dir, *budget, "--set", "data.lowercase=true").exit_code
+        == 0
+    )
+    folded = invoke("sample", folded_dir, "-n", 200, "--seed", 0).stdout.splitlines()
+    assert folded and all(name == name.lower() for name in folded)
+
+
+def test_a_list_without_capitals_folds_what_it_is_given(trained_run):
+    shouted = invoke("sample", trained_run, "-n", 5, "--prefix", "TYR", "--seed", 0)
+    assert shouted.exit_code == 0 and all(name.startswith("tyr") for name in shouted.stdout.splitlines())
+    assert invoke("score", trained_run, "Tyrannosaurus").stdout.endswith("\ttyrannosaurus\n")
+
+
+def test_the_names_file_is_an_argument_or_dash_d(names_file, tmp_path):
+    assert invoke("train", names_file, "-c", "tiny", "-o", tmp_path / "a", "-q").exit_code == 0
+    assert invoke("train", "-d", names_file, "-c", "tiny", "-o", tmp_path / "b", "-q").exit_code == 0
+    for run in ("a", "b"):
+        assert f"data_path        {names_file}" in invoke("info", tmp_path / run).stdout
+    both = invoke("train", names_file, "-d", names_file, "-c", "tiny", "-o", tmp_path / "c")
+    assert both.exit_code == 2 and "give the names file once" in both.stderr
+    usage = invoke("train", "--help").stdout
+    assert "train [OPTIONS] [NAMES_FILE]" in usage and "-d, --data" in usage
+    assert usage.index("dinogen train my_names.txt") < usage.index("dinogen train -c lstm")  # the first example
+
+
+def test_sample_help_says_what_order_a_shard_writes():
+    shown = " ".join(invoke("sample", "--help").stdout.split())
+    assert "its names K, K+M, K+2M, ... in that order" in shown and "paste -d" in shown

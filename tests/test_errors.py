@@ -45,7 +45,7 @@ def sandbox(trained_run, tmp_path_factory):
     (root / "windows.txt").write_bytes(("\ufeff" + good.replace("\n", "\r\n").upper() + "Ñandú\r\n").encode())
     (root / "long.txt").write_text(good + "x" * 100 + "\n")
     (root / "one.txt").write_text("tyrannosaurus\n")
-    (root / "dupes.txt").write_text("raptor\nRaptor\nraptor\n")
+    (root / "dupes.txt").write_text("raptor\n raptor \nraptor\n")
     (root / "bad.yaml").write_text("train:\n  lr: [0.1\n")
     (root / "notadir.txt").write_text("a file, not a directory\n")
     os.mkfifo(root / "fifo")

@@ -25,6 +25,7 @@ def places(places_file, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("places-run") / "run"
     args = ["train", "-c", "tiny", "--data", str(places_file), "-o", str(run_dir), "-q"]
     args += ["--set", "train.max_steps=300", "--set", "data.val_fraction=0.15", "--set", "model.hidden_size=32"]
+    args += ["--set", "data.lowercase=true"]  # folded: these tests are about the one form of a name
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return Generator.from_checkpoint(run_dir, device="cpu")
