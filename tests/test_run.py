@@ -1,5 +1,7 @@
 """Run directories: resume, interruption, and the rules for changing a config on resume."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import tiny_config
@@ -65,3 +67,43 @@ def test_resuming_an_older_checkpoint_of_a_run_is_refused(trained_run, tmp_path)
     with pytest.raises(DinogenError, match="is at step 10 but .*last.pt is at step 200"):
         Run.resume(run_dir / "best.pt")
     assert Run.resume(run_dir / "last.pt").trainer.step == 200
+
+
+def test_run_start_gives_python_what_dinogen_train_does(names_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    overrides = [f"data.path={names_file}", "train.max_steps=20"]
+    with Run.start("tiny", overrides=overrides) as first:
+        assert first.run_dir == Path("checkpoints/tiny")  # a new numbered directory, as the CLI picks
+        with pytest.raises(DinogenError, match="in use by another training"):
+            Run.start("tiny", first.run_dir, overrides=overrides, overwrite=True)  # the directory is locked
+        assert first.fit() == "budget spent" and first.signal == 0
+    with Run.start("tiny", overrides=overrides) as second:
+        assert second.run_dir == Path("checkpoints/tiny-2")  # never over an earlier run
+    resumed = Run.start(resume=first.run_dir, overrides=["train.max_steps=30"])
+    with resumed:
+        assert resumed.trainer.step == 20 and not resumed.finished
+        assert resumed.describe("resuming").startswith("resuming gru (")
+    with pytest.raises(ConfigError, match="resume continues a run with its saved config and directory; drop config"):
+        Run.start("tiny", resume=first.run_dir)
+
+
+def test_a_dry_run_start_writes_nothing(names_file, tmp_path):
+    run = Run.start("tiny", tmp_path / "dry", overrides=[f"data.path={names_file}"], dry_run=True)
+    run.close()
+    assert not (tmp_path / "dry").exists()
+
+
+def test_a_signal_stops_run_fit_after_the_step_and_saves_last_pt(names_file, tmp_path):
+    import os
+    import signal
+
+    with Run.start("tiny", tmp_path / "run", overrides=[f"data.path={names_file}", "train.max_steps=100000"]) as run:
+        steps = []
+
+        def on_step(step):
+            steps.append(step)
+            if step == 7:
+                os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would, in the middle of training
+
+        assert run.fit(on_step=on_step) == "interrupted" and run.signal == signal.SIGTERM
+    assert steps[-1] == 7 and load_checkpoint(tmp_path / "run" / "last.pt").step == 7

@@ -10,6 +10,11 @@ from dinogen.formats import NAME_FORMATS
 from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE, MAX_TOP_K
 
 
+def _length(flag: str, **settings):
+    """A name-length option: 1 to MAX_NAME_LENGTH characters."""
+    return click.option(flag, type=click.IntRange(1, MAX_NAME_LENGTH), **settings)
+
+
 @click.command()
 @click.argument("checkpoint", required=False, type=click.Path())
 @click.option(
@@ -29,16 +34,9 @@ from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPE
     help="Sample only among the likeliest characters whose probabilities reach P.",
 )
 @click.option("--prefix", default="", help="Every name starts with this text.")
-@click.option(
-    "--min-length",
-    type=click.IntRange(1, MAX_NAME_LENGTH),
-    default=1,
-    show_default=True,
-    help="Shortest name, prefix included.",
-)
-@click.option(
+@_length("--min-length", default=1, show_default=True, help="Shortest name, prefix included.")
+@_length(
     "--max-length",
-    type=click.IntRange(1, MAX_NAME_LENGTH),
     help="Longest name, prefix included [default: twice the longest training name]; longer ones are dropped.",
 )
 @click.option("--unique", is_flag=True, help="No name twice.")
