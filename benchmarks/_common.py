@@ -118,21 +118,17 @@ def cpu_set() -> str:
 
 def torch_build() -> str:
     """CPU, CUDA x.y or ROCm x.y, and the CPU instruction set torch's kernels use (AMX where present)."""
-    build = (
-        f"CUDA {torch.version.cuda}"
-        if torch.version.cuda
-        else f"ROCm {torch.version.hip}"
-        if torch.version.hip
-        else "CPU"
-    )
+    build = "CPU"
+    if torch.version.cuda or torch.version.hip:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else f"ROCm {torch.version.hip}"
     capability = torch.backends.cpu.get_cpu_capability()
     amx = " + AMX" if "amx_bf16" in (_proc_field("/proc/cpuinfo", "flags") or "").split() else ""
     return f"{build} build, CPU kernels {capability}{amx}"
 
 
-def source_tree(module=dinogen) -> Path:
-    """The checkout a dinogen package was imported from (the folder holding dinogen/)."""
-    return Path(module.__file__).resolve().parents[1]
+def source_tree() -> Path:
+    """The checkout this process imported dinogen from (the folder holding dinogen/)."""
+    return Path(dinogen.__file__).resolve().parents[1]
 
 
 def tree_version(tree: Path) -> str:
@@ -147,7 +143,7 @@ def tree_version(tree: Path) -> str:
         return "no git"
     if commit.returncode != 0:
         return "not a git checkout"
-    return f"git {commit.stdout.strip()}" + (", dinogen/ changed since" if changes.stdout.strip() else "")
+    return f"git {commit.stdout.strip()}" + (", uncommitted changes in dinogen/" if changes.stdout.strip() else "")
 
 
 def machine(device: torch.device) -> dict[str, object]:
@@ -266,7 +262,7 @@ def side_by_side(args: argparse.Namespace, device: torch.device, workdir: Path, 
         better = values[0][1]
         rows.append({"figure": name, "A": a, "B": b, "A_vs_B": a / b if better == "higher" else b / a})
     print_table(
-        f"Side by side, {rounds(args)} runs of each tree, alternating A, B, A, B, ...",
+        f"Side by side, {rounds(args)} run(s) of each tree, alternating A, B, A, B, ...",
         ["figure", "A median", "B median", "A vs B"],
         [[r["figure"], fmt_figure(r["A"]), fmt_figure(r["B"]), f"{r['A_vs_B']:.2f}x"] for r in rows],
         [f"{label}: dinogen imported from {runs[label][0]['dinogen']} ({tree_version(tree)})"
