@@ -15,11 +15,14 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 TIMEFORMAT="wall %R s"
 python=${PYTHON:-python3}
 dinogen() { "$python" -m dinogen "$@"; }
-part() {  # part SECONDS TITLE: a heading, and the limit for the commands that follow
+part() {  # part SECONDS TITLE: a heading, and the limit that the commands which follow share
     limit=$1
+    deadline=$((SECONDS + limit))
     echo "== $2 (at most ${limit} s)"
 }
-limited() { timeout "$limit" "$@" || echo "(exit $?; 124: stopped at the ${limit} s limit)"; }
+limited() {  # each command gets what its part has left
+    timeout "$((deadline > SECONDS ? deadline - SECONDS : 1))" "$@" || echo "(exit $?; 124: stopped at the ${limit} s limit)"
+}
 
 echo "== machine"
 "$python" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
@@ -46,8 +49,10 @@ limited "$python" benchmarks/quality.py --device "$device" --names "$names" --bu
 
 repeats=2; [ -n "$quick" ] && repeats=1
 part 80 "speed: training rows (chars/s) at the batch auto picks, and sampling (names/s)"
-limited "$python" benchmarks/speed.py --device "$device" --precision bf16 --repeats "$repeats" --names "$names" \
-    --checkpoint "$work/default" --skip-memory --skip-startup --skip-ddp --skip-busy ${quick:+--quick}
+limited "$python" benchmarks/train_speed.py --device "$device" --precision bf16 --repeats "$repeats" --names "$names" \
+    ${quick:+--quick}
+limited "$python" benchmarks/sample_speed.py --device "$device" --repeats "$repeats" --checkpoint "$work/default" \
+    ${quick:+--quick}
 
 count=1000000; [ -n "$quick" ] && count=20000
 part 30 "dinogen sample -n $count -o FILE"

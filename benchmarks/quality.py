@@ -10,15 +10,12 @@ train.max_time; the config's own train.epochs still applies, so a fast machine s
     python benchmarks/quality.py --budget 600 --set model.hidden_size=512 --json quality.json
 """
 
-import argparse
-import json
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import _common as bench
 import torch
 
 from dinogen.bundled import bundled_file
@@ -27,9 +24,6 @@ from dinogen.config import load_config
 from dinogen.data import EncodedNames, read_names
 from dinogen.run import Run
 from dinogen.train import mean_loss
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_NAMES = REPO.parent / "shared" / "data" / "names.txt"
 
 
 def split_test(names: list[str], size: int, seed: int) -> tuple[list[str], list[str]]:
@@ -89,51 +83,49 @@ def run_once(args, seed: int, workdir: Path) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(bundled_file("configs/names.yaml")), help="YAML config")
-    parser.add_argument("--names", default=str(DEFAULT_NAMES), help="names corpus (default: ../shared/data/names.txt)")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds of training (train.max_time)")
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; medians reported")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", help="train.batch_size: a number or auto [default: the config's]")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--json", help="write all figures to this file")
-    args = parser.parse_args()
-
-    print(f"# dinogen quality benchmark: {Path(args.names).name}, {args.test_size} held-out test names")
-    machine = platform.processor() or platform.machine()
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, {machine}")
-    print(f"# config {args.config} {' '.join(args.set)}; budget {args.budget:g} s of training")
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            result = run_once(args, seed, Path(tmp))
-            results.append(result)
-            print(
-                f"\nseed {seed}: {result['parameters']:,} parameters, {result['precision']}, "
-                f"batch {result['batch_size']:,}, lr {result['lr']:.4g}"
-            )
-            print(f"{'seconds':>8} {'step':>7} {'val loss':>9} {'test loss':>10}")
-            for point in result["curve"]:
-                print(f"{point['elapsed']:8.1f} {point['step']:7d} {point['val_loss']:9.4f} {point['test_loss']:10.4f}")
-            print(
-                f"best.pt (step {result['best_checkpoint_step']}): test loss {result['best_checkpoint_test_loss']:.4f}"
-            )
+def measure(args, device, workdir: Path) -> dict:
+    """One training run per seed, then the medians over the seeds."""
+    results = [run_once(args, seed, workdir) for seed in args.seeds]
     summary = {
         "median_best_checkpoint_test_loss": statistics.median(r["best_checkpoint_test_loss"] for r in results),
         "median_final_test_loss": statistics.median(r["final_test_loss"] for r in results),
         "median_training_seconds": statistics.median(r["training_seconds"] for r in results),
     }
+    data = {"names": args.names, "test_size": args.test_size, "config": args.config, "overrides": args.set}
+    return {"data": data | {"budget_s": args.budget}, "summary": summary, "runs": results}
+
+
+def report(results: dict) -> None:
+    data = results["data"]
+    config = " ".join([data["config"], *data["overrides"]])
+    print(f"\n{Path(data['names']).name}, {data['test_size']:,} held-out test names; config {config}; "
+          f"budget {data['budget_s']:g} s of training")  # fmt: skip
+    for result in results["runs"]:
+        print(
+            f"\nseed {result['seed']}: {result['parameters']:,} parameters, {result['precision']}, "
+            f"batch {result['batch_size']:,}, lr {result['lr']:.4g}"
+        )
+        print(f"{'seconds':>8} {'step':>7} {'val loss':>9} {'test loss':>10}")
+        for point in result["curve"]:
+            print(f"{point['elapsed']:8.1f} {point['step']:7d} {point['val_loss']:9.4f} {point['test_loss']:10.4f}")
+        print(f"best.pt (step {result['best_checkpoint_step']}): test loss {result['best_checkpoint_test_loss']:.4f}")
+    summary = results["summary"]
     print(
-        f"\nmedian over {len(results)} seed(s): test loss of best.pt {summary['median_best_checkpoint_test_loss']:.4f} "
-        f"nats/char after {summary['median_training_seconds']:.1f} s of training"
+        f"\nmedian over {len(results['runs'])} seed(s): test loss of best.pt "
+        f"{summary['median_best_checkpoint_test_loss']:.4f} nats/char after "
+        f"{summary['median_training_seconds']:.1f} s of training"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "summary": summary, "runs": results}, indent=1))
-        print(f"wrote {args.json}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench.parser(__doc__, "device", "names", "batch-size")
+    parser.add_argument("--config", default=str(bundled_file("configs/names.yaml")), help="YAML config")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of training (train.max_time)")
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; medians reported")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    return bench.run(parser.parse_args(argv), measure, report)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
