@@ -1,10 +1,11 @@
-"""README.md and docs/*.md cannot drift from the tool: their commands run, their tables match the code."""
+"""README.md and docs/*.md cannot drift from the tool: their commands run, their tables match the code, links land."""
 
 import dataclasses
 import re
 import shlex
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ import torch
 from helpers import NAMES, invoke
 
 from dinogen.cli import main
-from dinogen.config import Config
+from dinogen.config import Config, parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -21,6 +22,10 @@ DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]  # a page added to docs/ is read here without a change
 CLI = DOCS / "cli.md"
 CONFIGURATION = DOCS / "configuration.md"
+README_BYTES = 12 * 1024  # the front door stays short; the reference lives in docs/
+# Pages being written on other branches: a link to one of them may wait for its merge (its anchors are checked
+# once it is here). Drop an entry when its page has landed.
+PENDING_PAGES = {DOCS / "how-it-works.md", DOCS / "benchmarks.md"}
 
 # What the pages' training commands get appended here, so that each takes a second, not a minute.
 FAST_TRAINING = ["--set", "train.epochs=null", "--set", "train.max_steps=6", "--set", "train.eval_every=3",
@@ -128,6 +133,13 @@ def test_page_python_blocks_run(page, page_dir):
         exec(compile(code, page_id(page), "exec"), {"print": lambda *a, **k: None})
 
 
+def test_yaml_blocks_are_valid_configs():
+    found = [block for page in PAGES for block in blocks("yaml", read(page))]
+    assert found
+    for block in found:
+        Config.from_dict(parse_yaml(block))
+
+
 def test_config_table_lists_every_key_with_its_default():
     table = read(CONFIGURATION).split("<!-- config:start -->")[1].split("<!-- config:end -->")[0]
     rows = dict(re.findall(r"^\| `([a-z_.]+)` \| `([^`]*)` \|", table, flags=re.MULTILINE))
@@ -170,12 +182,88 @@ def test_every_option_is_documented():
                 assert _documented(param, where), f"{name} {max(param.opts, key=len)}"
 
 
+def test_no_option_is_documented_that_does_not_exist():
+    text = read(CLI)
+    for name, command in main.commands.items():
+        cells = re.findall(r"^\| `(-[^`]*)` \|", section(text, f"### `dinogen {name}`"), flags=re.MULTILINE)
+        opts = {opt for param in command.params for opt in param.opts}
+        assert cells, name
+        for cell in cells:
+            for option in re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", cell):
+                assert option in opts, f"dinogen {name} has no option {option}"
+
+
 def test_ci_runs_the_readme_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     development = section(read(README), "## Development")
     test_command = next(line for line in blocks("bash", development)[0].splitlines() if line.strip())
     assert test_command.strip() in ci
     assert "torch==2.13.0" in ci
+
+
+def test_the_readme_is_a_short_front_door():
+    assert README.stat().st_size <= README_BYTES, f"README.md is {README.stat().st_size} bytes; move text to docs/"
+    text = read(README)
+    for page in sorted(DOCS.glob("*.md")) + sorted(PENDING_PAGES):
+        assert f"(docs/{page.name}" in text, f"README.md does not link {page.name}"
+
+
+def github_anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lowercase, punctuation but `-` and `_` removed, spaces made `-`."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())  # a link in a heading: its text
+    text = "".join(c for c in text if c in "-_ " or unicodedata.category(c)[0] in "LNM")
+    return text.replace(" ", "-")
+
+
+def without_fences(text: str) -> str:
+    return re.sub(r"^```.*?^```", "", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def without_code(text: str) -> str:
+    return re.sub(r"`[^`\n]*`", "", without_fences(text))
+
+
+def anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", without_fences(read(page)), flags=re.MULTILINE):
+        base = github_anchor(heading)
+        found.add(f"{base}-{seen[base]}" if base in seen else base)  # GitHub numbers repeated headings
+        seen[base] = seen.get(base, 0) + 1
+    return found
+
+
+def test_github_anchor_rule():
+    assert github_anchor("`dinogen sample`") == "dinogen-sample"
+    assert github_anchor("I trained on a GPU; can I sample on a machine without one?") == (
+        "i-trained-on-a-gpu-can-i-sample-on-a-machine-without-one"
+    )
+    assert github_anchor("More than one process: torchrun") == "more-than-one-process-torchrun"
+    assert github_anchor("Runs, resume and reproducibility") == "runs-resume-and-reproducibility"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_relative_links_and_anchors_resolve(page):
+    links = re.findall(r"\[[^\]]*\]\(([^)\s]+)\)", without_code(read(page)))
+    for link in links:
+        if re.match(r"[a-z]+:", link):
+            continue  # https:, mailto: are not this repository's
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        assert target.is_relative_to(ROOT), f"{page_id(page)}: {link} leaves the repository"
+        if not target.exists() and target in PENDING_PAGES:
+            continue
+        assert target.exists(), f"{page_id(page)}: {link} names no file"
+        if anchor:
+            assert target.suffix == ".md", f"{page_id(page)}: {link} has an anchor into a file that is not a page"
+            assert anchor in anchors(target), f"{page_id(page)}: {link} names no heading of {target.name}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_no_page_names_a_file_outside_the_repository(page):
+    """A user has the repository, not the project's own machines: no corpus path, no ../ of the checkout."""
+    assert "../shared" not in read(page)
+    assert "shared/data" not in read(page)
 
 
 def test_shell_completion_works():
