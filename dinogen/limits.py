@@ -1,4 +1,4 @@
-"""Every bound on what dinogen accepts, in one place; the README's tables quote them.
+"""Every bound on what dinogen accepts, in one place; docs/configuration.md and docs/errors.md quote them.
 
 A bound keeps a number from overflowing, a tensor from filling memory and a run from never ending.
 """

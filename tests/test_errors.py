@@ -1,6 +1,6 @@
-"""Every bad input listed in the README's table gives the message and exit code the table promises.
+"""Every bad input listed in the error table of docs/errors.md gives the message and exit code the table promises.
 
-The table lives between the `errors:start` and `errors:end` markers in README.md; each row's
+The table lives between the `errors:start` and `errors:end` markers in docs/errors.md; each row's
 command runs here, in a directory holding the files the commands name.
 """
 
@@ -18,11 +18,11 @@ from dinogen.checkpoint import load_checkpoint, seal
 from dinogen.limits import NAMES_FILE_BYTES
 from dinogen.run import lock_run_dir
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ERRORS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
 
-def readme_error_rows() -> list[tuple[str, str, str, int]]:
-    text = README.read_text(encoding="utf-8")
+def error_rows() -> list[tuple[str, str, str, int]]:
+    text = ERRORS_PAGE.read_text(encoding="utf-8")
     table = text.split("<!-- errors:start -->")[1].split("<!-- errors:end -->")[0]
     rows = []
     for line in table.strip().splitlines()[2:]:  # skip the header and its rule
@@ -79,8 +79,8 @@ def sandbox(trained_run, tmp_path_factory):
     lock.close()
 
 
-@pytest.mark.parametrize(("what", "command", "message", "code"), readme_error_rows(), ids=lambda v: str(v)[:40])
-def test_readme_error_table(sandbox, monkeypatch, what, command, message, code):
+@pytest.mark.parametrize(("what", "command", "message", "code"), error_rows(), ids=lambda v: str(v)[:40])
+def test_error_table(sandbox, monkeypatch, what, command, message, code):
     monkeypatch.chdir(sandbox)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     args = shlex.split(command)
@@ -97,7 +97,7 @@ def test_readme_error_table(sandbox, monkeypatch, what, command, message, code):
 
 
 def test_the_table_covers_the_issue_list():
-    commands = " ".join(command for _, command, _, _ in readme_error_rows())
+    commands = " ".join(command for _, command, _, _ in error_rows())
     for needle in ["missing.txt", "folder", "empty.txt", "blank.txt", "latin1.txt", "windows.txt", "long.txt",
                    "one.txt", "dupes.txt", "bad.yaml", "train.lrr", "model.cell=", "missing.pt", "empty.pt",
                    "truncated.pt", "random.pt", "future.pt", "evil.pt", "crafted.pt", "flipped.pt", "-n 0", "--top-k 0",
