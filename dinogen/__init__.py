@@ -29,6 +29,7 @@ _EXPORTS = {
     "ScoredName": "scored",
     "NotEnoughNames": "sample",
     "resolve_device": "device",
+    "bundled_model": "bundled",
     "Run": "run",
 }
 

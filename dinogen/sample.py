@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dinogen.bundled import bundled_model
 from dinogen.checkpoint import Checkpoint, load_checkpoint
 from dinogen.controls import (
     Controls,
@@ -87,6 +88,14 @@ class Generator:
         """Rebuild model and vocabulary from a checkpoint file or run directory alone."""
         target = resolve_device(device)
         return cls.from_loaded(load_checkpoint(path, map_location=target), target)
+
+    @classmethod
+    def pretrained(cls, device: str = "auto") -> "Generator":
+        """The dinosaur model that comes with dinogen: the default config trained on the bundled list."""
+        path = bundled_model()
+        if path is None:
+            raise DinogenError("this copy of dinogen has no bundled model; train one with `dinogen train`")
+        return cls.from_checkpoint(path, device)
 
     @classmethod
     def from_loaded(cls, checkpoint: Checkpoint, device: torch.device) -> "Generator":

@@ -18,8 +18,9 @@ def test_train_then_sample_end_to_end(trained_run):
     assert invoke("sample", trained_run, "-n", 7, "-t", 0.8, "--seed", 0).stdout == result.stdout
 
 
-def test_sample_without_a_checkpoint_says_to_train(tmp_path, monkeypatch):
+def test_a_command_without_a_checkpoint_says_to_train(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("dinogen.bundled.BUNDLED_MODEL", tmp_path / "absent.pt")  # a copy without the bundled model
     result = invoke("sample")
     assert result.exit_code == 1
     assert "run `dinogen train` first" in result.stderr and "Traceback" not in result.stderr

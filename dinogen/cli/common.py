@@ -79,13 +79,19 @@ def loaded_checkpoint(path: str | None, device: str):
     return load_checkpoint(checkpoint_path(path), map_location=target), target
 
 
-def checkpoint_path(path: str | None) -> str | Path:
-    """`path` as given, or the run `dinogen train` wrote last (a note says which, when there are several)."""
+def checkpoint_path(path: str | None, bundled: bool = True) -> str | Path:
+    """`path` as given, or the run `dinogen train` wrote last, or before any run the bundled model (a note says so)."""
+    from dinogen.bundled import bundled_model
     from dinogen.rundir import RUNS_ROOT, run_dirs
 
     if path is not None:
         return path
     runs = run_dirs(RUNS_ROOT)
+    if not runs and bundled and bundled_model() is not None:
+        click.echo(
+            f"no run in {RUNS_ROOT}/ yet: using the bundled dinosaur model (`dinogen train` makes your own)", err=True
+        )
+        return bundled_model()
     if not runs:
         raise DinogenError(f"no checkpoint given and no run in {RUNS_ROOT}/ yet; run `dinogen train` first")
     if len(runs) > 1:

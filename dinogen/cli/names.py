@@ -71,7 +71,8 @@ def _length(flag: str, **settings):
 def sample(checkpoint, exclude, device, fmt, output, **options) -> None:
     """Write new names from a trained model.
 
-    CHECKPOINT is a .pt file or a run directory (its best.pt) [default: the latest run in checkpoints/].
+    CHECKPOINT is a .pt file or a run directory (its best.pt) [default: the latest run in
+    checkpoints/, or before any run the bundled dinosaur model].
     Names keep the case of the names the model learned from (a list without capitals is read, and
     written, in lowercase). Exits with status 3 when the filters leave fewer than N names.
 
@@ -119,7 +120,8 @@ def score(args, names_file, fmt, sort, device) -> None:
     """How likely the model finds each name: log-probability and loss per character.
 
     The first argument is taken as the checkpoint when it is a .pt file or a directory
-    [default: the latest run in checkpoints/]; FILE may be - (standard input). A name with a character
+    [default: the latest run in checkpoints/, or before any run the bundled dinosaur model];
+    FILE may be - (standard input). A name with a character
     the model never saw is impossible: log_prob -inf, nll_per_char inf. The text format prints:
     nll_per_char, log_prob, name.
 

@@ -108,7 +108,7 @@ def plot(run_dirs, output) -> None:
     """
     from dinogen.plot import plot_runs
 
-    run_dirs = list(run_dirs) or [checkpoint_path(None)]
+    run_dirs = list(run_dirs) or [checkpoint_path(None, bundled=False)]
     output = output or Path(run_dirs[0]) / "loss.png"
     plot_runs(run_dirs, output)
     click.echo(f"wrote {output}", err=True)
