@@ -6,15 +6,17 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from dinogen.cells import REFERENCE_MODULES
 from dinogen.config import ModelConfig
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (layers, B, H); an LSTM also carries its cell state
 
-_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+# The recurrent module of each model.impl: torch's fused kernels, or the same equations written out in Python.
+_CELLS = {"fused": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}, "reference": REFERENCE_MODULES}
 
 
 class CharRNN(nn.Module):
-    """Embedding -> stacked RNN/GRU/LSTM (torch's fused kernels) -> linear scores over the vocabulary.
+    """Embedding -> stacked RNN/GRU/LSTM (torch's fused kernels, or dinogen.cells) -> linear scores over the vocabulary.
 
     At each time step t the recurrent layers update a hidden state h_t = f(x_t, h_{t-1}); training
     unrolls them over whole names and backpropagates through time in one call.
@@ -25,7 +27,7 @@ class CharRNN(nn.Module):
         config.check_parameters(vocab_size)  # before anything is allocated
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim)
-        self.rnn = _CELLS[config.cell](
+        self.rnn = _CELLS[config.impl][config.cell](
             config.embedding_dim,
             config.hidden_size,
             num_layers=config.num_layers,
