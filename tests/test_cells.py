@@ -1,7 +1,9 @@
 """The reference cells are torch's fused layers written out: the same numbers, gradients and weights."""
 
 import json
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from dinogen.checkpoint import load_checkpoint
 from dinogen.config import ModelConfig
 from dinogen.model import CharRNN
 
+ROOT = Path(__file__).resolve().parent.parent
 FUSED = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 BATCH, STEPS, INPUT, HIDDEN = 3, 5, 4, 6
 
@@ -160,3 +163,25 @@ def test_a_reference_model_trains_like_the_fused_one_and_samples(names_file, tmp
     assert result.exit_code == 0, result.output
     names = result.stdout.splitlines()
     assert len(names) == 5 and all(names)
+
+
+# A link to a line of code: [text](../dinogen/file.py#L12) or [text](../dinogen/file.py#L12 "what the line holds").
+CODE_LINK = re.compile(r"\[(`[^`]+`|[^\]`]+)\]\((\.\./dinogen/[\w/]+\.py)#L(\d+)(?: \"([^\"]+)\")?\)")
+
+
+def test_every_link_to_a_line_of_code_in_the_docs_points_at_what_it_names():
+    """A link's title, or else its text, must be on the line it points at: a line that moves breaks the test."""
+    checked = 0
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        links = CODE_LINK.findall(text)
+        anywhere = re.findall(r"\(\.\./dinogen/[^)\s]*#L", text)  # every link to a line, in whatever form
+        assert len(links) == len(anywhere), f"{page.name}: a link to a line of code not in the checked form"
+        for label, target, number, marker in links:
+            lines = (page.parent / target).read_text(encoding="utf-8").splitlines()
+            assert 1 <= int(number) <= len(lines), f"{page.name}: {target}#L{number} is past the end"
+            line = lines[int(number) - 1]
+            expected = marker or label.strip("`")
+            assert line.strip() and expected in line, f"{page.name}: {target}#L{number} is {line!r}, not {expected!r}"
+            checked += 1
+    assert checked >= 15  # the workshop page links each of its equations
