@@ -38,6 +38,7 @@ from dinogen.limits import (
 )
 
 Cell = Literal["rnn", "gru", "lstm"]
+Implementation = Literal["fused", "reference"]
 Schedule = Literal["constant", "cosine", "plateau"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks stacked in each recurrent weight matrix: GRU r, z, n; LSTM i, f, g, o
@@ -69,6 +70,7 @@ class ModelConfig:
     num_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.5  # dropout on embeddings, between layers and on outputs
     ensemble: int = 1  # models of this shape trained side by side, each on its own loss, averaged to predict
+    impl: Implementation = "fused"  # fused: torch's kernels; reference: dinogen/cells.py, the equations in Python
 
     def validate(self) -> None:
         require_between(self.embedding_dim, "model.embedding_dim", 1, MAX_WIDTH)

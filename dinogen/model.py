@@ -7,15 +7,15 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from dinogen.cells import REFERENCE_MODULES, State
 from dinogen.config import ModelConfig
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (layers, B, H); an LSTM also carries its cell state
-
-_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+# The recurrent module of each model.impl: torch's fused kernels, or the same equations written out in Python.
+_CELLS = {"fused": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}, "reference": REFERENCE_MODULES}
 
 
 class CharRNN(nn.Module):
-    """Embedding -> stacked RNN/GRU/LSTM (torch's fused kernels) -> linear scores over the vocabulary.
+    """Embedding -> stacked RNN/GRU/LSTM (torch's fused kernels, or dinogen.cells) -> linear scores over the vocabulary.
 
     At each time step t the recurrent layers update a hidden state h_t = f(x_t, h_{t-1}); training
     unrolls them over whole names and backpropagates through time in one call.
@@ -26,7 +26,7 @@ class CharRNN(nn.Module):
         config.check_parameters(vocab_size)  # before anything is allocated
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim)
-        self.rnn = _CELLS[config.cell](
+        self.rnn = _CELLS[config.impl][config.cell](
             config.embedding_dim,
             config.hidden_size,
             num_layers=config.num_layers,
@@ -46,11 +46,14 @@ class CharRNN(nn.Module):
     def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One time step, for generation: scores after `tokens` (B,) and the new state.
 
-        The same numbers as `forward(tokens[:, None], state)` in eval mode, written out layer by
-        layer as the cell equations. A character's first-layer input projection W_ih e + b_ih is
-        looked up in a table computed for every character, so generating costs only the recurrent
-        matrix products.
+        The same numbers as `forward(tokens[:, None], state)` in eval mode. For torch's fused layers it is
+        written out layer by layer as the cell equations, and a character's first-layer input projection
+        W_ih e + b_ih is looked up in a table computed for every character, so generating costs only the
+        recurrent matrix products; the reference cells run their own equations.
         """
+        if self.config.impl == "reference":  # the equations of dinogen.cells, as a learner may have changed them
+            out, state = self.rnn(self.embedding(tokens)[:, None], state)  # (B, 1, H)
+            return self.head(out[:, 0]), state
         hidden, cell = _split_state(state, self.config, tokens.shape[0], self.head.weight)
         table = nn.functional.linear(self.embedding.weight, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)  # (V, G*H)
         x_gates = table.index_select(0, tokens)  # (B, G*H)

@@ -98,8 +98,9 @@ def info(checkpoint, fmt) -> None:
 )
 @global_options
 def plot(run_dirs, output) -> None:
-    """Train and validation loss against step, with the learning rate below, for one or more
-    runs overlaid [default run: the latest in checkpoints/]. Needs matplotlib: pip install 'dinogen[plot]'.
+    """Train and validation loss, the gradient norm (log scale, with the clip threshold) and the learning
+    rate against step, for one or more runs overlaid [default run: the latest in checkpoints/].
+    Needs matplotlib: pip install 'dinogen[plot]'.
 
     \b
     Examples:
