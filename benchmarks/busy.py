@@ -17,6 +17,8 @@ import subprocess
 import sys
 
 import _common as bench
+from _children import names_training, trained_figures
+from _output import fmt_float, log, print_table
 
 FULL = {"steps": 200, "seconds": 20.0}  # at most `seconds`: a badly shared CPU can make 200 steps take minutes
 QUICK = {"steps": 5, "seconds": 20.0, "repeats": 1}
@@ -41,13 +43,13 @@ def measure(args, device, workdir) -> dict:
     run_dir = workdir / "busy"
     for label, variables in THREAD_SETTINGS.items():
         command = ["env", *(f"{key}={value}" for key, value in variables.items())]
-        command += bench.names_training(args, device, run_dir, work.steps, max_time=work.seconds)
+        command += names_training(args, device, run_dir, work.steps, max_time=work.seconds)
         row = {"setting": label}
         for load in ("quiet", "busy"):
-            bench.log(f"busy: {label}, {load} machine x {work.repeats} ...")
+            log(f"busy: {label}, {load} machine x {work.repeats} ...")
             spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
             try:
-                row[load] = bench.trained_figures(command, run_dir, work.repeats)["steps_per_s"]
+                row[load] = trained_figures(command, run_dir, work.repeats)["steps_per_s"]
             finally:
                 if spinner:
                     spinner.kill()
@@ -59,10 +61,10 @@ def measure(args, device, workdir) -> dict:
 def report(results: dict) -> None:
     rows = results["rows"]
     quiet = rows[0]["quiet"]
-    bench.print_table(
+    print_table(
         f"Training beside a busy process: configs/names.yaml, {results['settings']['steps']} steps",
         ["threads", "quiet steps/s", "busy steps/s", "busy / quiet", "quiet vs dinogen's"],
-        [[r["setting"], bench.fmt_float(r["quiet"]), bench.fmt_float(r["busy"]), f"{r['busy'] / r['quiet']:.0%}",
+        [[r["setting"], fmt_float(r["quiet"]), fmt_float(r["busy"]), f"{r['busy'] / r['quiet']:.0%}",
           f"{r['quiet'] / quiet:.2f}x"] for r in rows],
         ["busy: one other process keeps a core at 100% (a Python loop)",
          "targets: dinogen's busy steps/s >= 40% of its quiet ones, its quiet ones within 5% of the best"],

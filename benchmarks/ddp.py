@@ -15,6 +15,8 @@ train and validation losses at the last step; medians over --repeats runs.
 import sys
 
 import _common as bench
+from _children import names_training, trained_figures
+from _output import fmt_float, log, print_table
 
 FULL = {"steps": 200}
 QUICK = {"steps": 5, "repeats": 1}
@@ -26,11 +28,11 @@ def measure(args, device, workdir) -> dict:
     rows = []
     for processes, threads in [(1, "torch's default"), (1, "1"), (args.ranks, "1 per rank")]:
         run_dir = workdir / f"ddp-{processes}"
-        command = bench.names_training(args, device, run_dir, work.steps, processes)
+        command = names_training(args, device, run_dir, work.steps, processes)
         if threads == "1":
             command = ["env", "OMP_NUM_THREADS=1", *command]
-        bench.log(f"ddp: {processes} process(es), threads {threads} x {work.repeats} ...")
-        figures = bench.trained_figures(command, run_dir, work.repeats)
+        log(f"ddp: {processes} process(es), threads {threads} x {work.repeats} ...")
+        figures = trained_figures(command, run_dir, work.repeats)
         rows.append({"processes": processes, "threads": threads} | figures)
     return {"settings": vars(work), "rows": rows}
 
@@ -38,12 +40,12 @@ def measure(args, device, workdir) -> dict:
 def report(results: dict) -> None:
     rows = results["rows"]
     one = rows[0]["steps_per_s"]
-    bench.print_table(
+    print_table(
         f"Training on more than one process: configs/names.yaml, {results['settings']['steps']} steps, "
         "the same global batch",
         ["processes", "threads", "steps/s", "vs 1", "wall s", "train loss", "val loss"],
-        [[str(r["processes"]), r["threads"], bench.fmt_float(r["steps_per_s"]), f"{r['steps_per_s'] / one:.2f}x",
-          bench.fmt_float(r["wall_s"], 1), bench.fmt_float(r["train_loss"], 4), bench.fmt_float(r["val_loss"], 4)]
+        [[str(r["processes"]), r["threads"], fmt_float(r["steps_per_s"]), f"{r['steps_per_s'] / one:.2f}x",
+          fmt_float(r["wall_s"], 1), fmt_float(r["train_loss"], 4), fmt_float(r["val_loss"], 4)]
          for r in rows],
         ["steps/s: training time only (metrics.jsonl elapsed); wall s: the whole command, start-up included",
          "vs 1: over the first row; torchrun gives each rank OMP_NUM_THREADS=1 unless it is set"],

@@ -16,8 +16,13 @@ of each command is reported beside it. Tables go to stdout, progress to stderr.
 import sys
 
 import _common as bench
+from _children import dinogen_command, run_child_checked
+from _inputs import default_config_path, find_corpora
+from _output import fmt_float, log, print_table
+from _timing import median
 
-TARGET_BYTES = 100 * bench.MB  # sampling 1,000,000 names may use this much more than 10,000
+MB = 1024 * 1024
+TARGET_BYTES = 100 * MB  # sampling 1,000,000 names may use this much more than 10,000
 FULL = {"train_steps": 200, "sample_ns": (10_000, 1_000_000)}
 QUICK = {"train_steps": 10, "sample_ns": (1_000, 10_000), "repeats": 1}
 
@@ -25,10 +30,10 @@ QUICK = {"train_steps": 10, "sample_ns": (1_000, 10_000), "repeats": 1}
 def measure(args, device, workdir) -> dict:
     """Peak RSS of `dinogen train` (per corpus) and `dinogen sample` at two N, median over repeats."""
     work = bench.amounts(args, FULL, QUICK)
-    cli = bench.dinogen_command()
+    cli = dinogen_command()
     commands = []
-    for corpus, path in bench.find_corpora(args).items():
-        train = [*cli, "train", "-q", "-c", str(bench.default_config_path()), "--data", str(path), "--overwrite"]
+    for corpus, path in find_corpora(args).items():
+        train = [*cli, "train", "-q", "-c", str(default_config_path()), "--data", str(path), "--overwrite"]
         train += ["-o", str(workdir / f"mem-{corpus}"), "--device", str(device)]
         train += ["--set", f"train.max_steps={work.train_steps}", "--set", f"train.precision={args.precision}"]
         commands.append((f"dinogen train ({corpus}, {work.train_steps} steps)", "train", None, train))
@@ -37,10 +42,10 @@ def measure(args, device, workdir) -> dict:
         commands.append((f"dinogen sample -n {n:,} -o FILE", "sample", n, sample + ["--device", str(device)]))
     rows = []
     for label, kind, n, command in commands:
-        bench.log(f"memory: {label} ...")
-        runs = [bench.run_child_checked(command, cwd=workdir) for _ in range(work.repeats)]
-        rss, wall = bench.median([r.max_rss_bytes for r in runs]), bench.median([r.seconds for r in runs])
-        rows.append({"command": label, "kind": kind, "n": n, "peak_rss_mb": rss / bench.MB, "wall_s": wall})
+        log(f"memory: {label} ...")
+        runs = [run_child_checked(command, cwd=workdir) for _ in range(work.repeats)]
+        rss, wall = median([r.max_rss_bytes for r in runs]), median([r.seconds for r in runs])
+        rows.append({"command": label, "kind": kind, "n": n, "peak_rss_mb": rss / MB, "wall_s": wall})
     return {"settings": vars(work), "rows": rows}
 
 
@@ -52,17 +57,17 @@ def report(results: dict) -> None:
         small, large = samples
         extra = large["peak_rss_mb"] - small["peak_rss_mb"]
         if (small["n"], large["n"]) == (10_000, 1_000_000):
-            verdict = "met" if extra * bench.MB <= TARGET_BYTES else "MISSED"
+            verdict = "met" if extra * MB <= TARGET_BYTES else "MISSED"
         else:
             verdict = "not judged: the target compares -n 1,000,000 with -n 10,000"
         notes.append(
             f"-n {large['n']:,} uses {extra:+.1f} MB over -n {small['n']:,} "
-            f"(target: within {TARGET_BYTES / bench.MB:.0f} MB): {verdict}"
+            f"(target: within {TARGET_BYTES / MB:.0f} MB): {verdict}"
         )
-    bench.print_table(
+    print_table(
         "Peak resident memory of CLI runs",
         ["command", "peak RSS MB", "wall s"],
-        [[r["command"], bench.fmt_float(r["peak_rss_mb"], 1), bench.fmt_float(r["wall_s"])] for r in rows],
+        [[r["command"], fmt_float(r["peak_rss_mb"], 1), fmt_float(r["wall_s"])] for r in rows],
         notes,
     )
 

@@ -22,6 +22,8 @@ import functools
 import sys
 
 import _common as bench
+from _output import fmt_float, fmt_int, log, print_table
+from _timing import median, timed
 
 import dinogen
 from dinogen.sample import Generator
@@ -54,31 +56,31 @@ def measure(args, device, workdir) -> dict:
             except dinogen.NotEnoughNames as err:
                 found = err.found
 
-        times = [bench.timed(functools.partial(call, repeat), device) for repeat in range(work.repeats)]
-        return bench.median(times), found
+        times = [timed(functools.partial(call, repeat), device) for repeat in range(work.repeats)]
+        return median(times), found
 
     throughput = []
     for batch_size in work.batch_sizes:
         n = max(batch_size, work.min_names)
-        bench.log(f"sampling: {n:,} names at batch size {batch_size:,} ...")
+        log(f"sampling: {n:,} names at batch size {batch_size:,} ...")
         t, _ = seconds(n, batch_size=batch_size)
         throughput.append({"batch_size": batch_size, "names": n, "seconds": t, "names_per_s": n / t})
-    bench.log(f"sampling: {work.n:,} names at the default batch size ...")
+    log(f"sampling: {work.n:,} names at the default batch size ...")
     t_default, _ = seconds(work.n)
     filtered = []
     for n in work.filter_ns:
-        bench.log(f"sampling: {n:,} names plain and with unique + novel ...")
+        log(f"sampling: {n:,} names plain and with unique + novel ...")
         plain, _ = seconds(n)
         strict, found = seconds(n, unique=True, novel=True)
         filtered.append({"n": n, "plain_s": plain, "unique_novel_s": strict, "ratio": strict / plain, "found": found})
-    bench.log(f"sampling: {work.n:,} names with --min-length 6 --max-length 12 ...")
+    log(f"sampling: {work.n:,} names with --min-length 6 --max-length 12 ...")
     t_lengths, _ = seconds(work.n, min_length=6, max_length=12)
     drawn = generator.sample(work.n, seed=0)
     most_likely = []
     for n in work.most_likely_ns:
-        bench.log(f"sampling: the {n:,} most likely names ...")
-        times = [bench.timed(functools.partial(generator.most_likely, n), device) for _ in range(work.repeats)]
-        most_likely.append({"n": n, "seconds": bench.median(times)})
+        log(f"sampling: the {n:,} most likely names ...")
+        times = [timed(functools.partial(generator.most_likely, n), device) for _ in range(work.repeats)]
+        most_likely.append({"n": n, "seconds": median(times)})
     return {
         "settings": vars(work),
         "checkpoint": args.checkpoint_source,
@@ -95,29 +97,29 @@ def measure(args, device, workdir) -> dict:
 
 def report(results: dict) -> None:
     n = results["sample_n"]
-    bench.print_table(
+    print_table(
         "Sampling throughput: Generator.sample, temperature 1.0",
         ["batch size", "names", "seconds", "names/s"],
-        [[bench.fmt_int(r["batch_size"]), bench.fmt_int(r["names"]), bench.fmt_float(r["seconds"], 3),
-          bench.fmt_int(r["names_per_s"])] for r in results["throughput"]],
+        [[fmt_int(r["batch_size"]), fmt_int(r["names"]), fmt_float(r["seconds"], 3),
+          fmt_int(r["names_per_s"])] for r in results["throughput"]],
         [f"checkpoint: {results['checkpoint']}"],
     )  # fmt: skip
-    bench.print_table(
+    print_table(
         "Sampling: fixed N and the cost of --unique --novel",
         ["measure", "N", "seconds", "ratio"],
-        [["plain, default batch size", bench.fmt_int(n), bench.fmt_float(results["sample_n_seconds"], 3), "-"]]
-        + [["plain vs unique+novel" + _shortfall(r), bench.fmt_int(r["n"]),
+        [["plain, default batch size", fmt_int(n), fmt_float(results["sample_n_seconds"], 3), "-"]]
+        + [["plain vs unique+novel" + _shortfall(r), fmt_int(r["n"]),
             f"{r['plain_s']:.3f} / {r['unique_novel_s']:.3f}", f"{r['ratio']:.2f}x"] for r in results["unique_novel"]],
         [f"default batch size {results['default_batch_size']:,}; ratio = unique+novel time / plain time"],
     )  # fmt: skip
     ratio = results["lengths_6_12_seconds"] / results["sample_n_seconds"]
     share = results["plain_share_in_6_12"]
-    bench.print_table(
+    print_table(
         "Sampling: a length range and the most likely names",
         ["measure", "N", "seconds", "note"],
-        [["--min-length 6 --max-length 12", bench.fmt_int(n), bench.fmt_float(results["lengths_6_12_seconds"], 3),
+        [["--min-length 6 --max-length 12", fmt_int(n), fmt_float(results["lengths_6_12_seconds"], 3),
           f"{ratio:.2f}x plain; {share:.0%} of plain samples are 6-12 long"]]
-        + [["--most-likely", bench.fmt_int(r["n"]), bench.fmt_float(r["seconds"], 3), "exact best-first search"]
+        + [["--most-likely", fmt_int(r["n"]), fmt_float(r["seconds"], 3), "exact best-first search"]
            for r in results["most_likely"]],
         ["lengths: names that run past 12 characters are drawn in full and dropped; the end is masked below 6"],
     )  # fmt: skip

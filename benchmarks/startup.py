@@ -12,30 +12,33 @@ progress to stderr.
 import sys
 
 import _common as bench
+from _children import dinogen_command, run_child_checked
+from _output import fmt_float, log, print_table
+from _timing import median
 
 
 def measure(args, device, workdir) -> dict:
     """Wall time of `dinogen --help` and of `dinogen sample CHECKPOINT -n 1`."""
     work = bench.amounts(args, {}, {"repeats": 1})
-    cli = bench.dinogen_command()
+    cli = dinogen_command()
     commands = [
         ("dinogen --help", [*cli, "--help"]),
         ("dinogen sample CHECKPOINT -n 1", [*cli, "sample", str(args.checkpoint), "-n", "1", "--device", str(device)]),
     ]
     rows = []
     for label, command in commands:
-        bench.log(f"startup: {label} ...")
-        seconds = [bench.run_child_checked(command, cwd=workdir).seconds for _ in range(work.repeats)]
-        rows.append({"command": label, "median_s": bench.median(seconds), "min_s": min(seconds), "runs": len(seconds)})
+        log(f"startup: {label} ...")
+        seconds = [run_child_checked(command, cwd=workdir).seconds for _ in range(work.repeats)]
+        rows.append({"command": label, "median_s": median(seconds), "min_s": min(seconds), "runs": len(seconds)})
     return {"settings": vars(work), "rows": rows}
 
 
 def report(results: dict) -> None:
-    bench.print_table(
+    print_table(
         "Start-up wall time of the CLI",
         ["command", "median s", "min s", "runs"],
         [
-            [r["command"], bench.fmt_float(r["median_s"], 3), bench.fmt_float(r["min_s"], 3), str(r["runs"])]
+            [r["command"], fmt_float(r["median_s"], 3), fmt_float(r["min_s"], 3), str(r["runs"])]
             for r in results["rows"]
         ],
     )

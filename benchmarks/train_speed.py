@@ -33,6 +33,9 @@ import tempfile
 
 import _common as bench
 import torch
+from _inputs import default_config_path, find_corpora
+from _output import fmt_float, fmt_int, fmt_pct, log, print_table
+from _timing import StepClock, median, timed
 
 from dinogen.config import Config, load_config
 from dinogen.data import EncodedNames
@@ -54,7 +57,7 @@ def size_configs(batch_size: str | None) -> dict[str, Config]:
 
     `batch_size` (a number or auto) replaces the default size's; makemore's size keeps makemore's batch.
     """
-    default = load_config(bench.default_config_path(), [f"train.batch_size={batch_size}"] if batch_size else [])
+    default = load_config(default_config_path(), [f"train.batch_size={batch_size}"] if batch_size else [])
     makemore = copy.deepcopy(default)
     makemore.model = dataclasses.replace(default.model, **MAKEMORE)
     makemore.train = dataclasses.replace(default.train, batch_size=MAKEMORE_BATCH_SIZE)
@@ -95,7 +98,7 @@ def padding_stats(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
         "batches": len(shapes),
         "pad_share": 1 - real / padded,
         "pad_share_mean": sum(shares) / len(shares),
-        "pad_share_median": bench.median(shares),
+        "pad_share_median": median(shares),
         "pad_share_p90": shares[min(len(shares) - 1, int(0.9 * len(shares)))],
         "mean_width": sum(width for _, width, _ in shapes) / len(shapes),
         "max_width": max(width for _, width, _ in shapes),
@@ -109,7 +112,7 @@ def measure_training(config: Config, work) -> tuple[Run, dict[str, float]]:
     trainer = run.trainer
     trainer.val_set = None  # Trainer.fit evaluates after its last step, after the timing: skip the validation pass
     total = work.warmup_steps + work.repeats * work.steps
-    clock = bench.StepClock(run.device)
+    clock = StepClock(run.device)
     reason = trainer.fit(on_step=clock)  # Trainer.fit itself: run.fit would also save checkpoints
     if trainer.step != total:
         raise RuntimeError(f"training stopped after {trainer.step} of {total} steps ({reason})")
@@ -124,9 +127,9 @@ def measure_training(config: Config, work) -> tuple[Run, dict[str, float]]:
     step_times = [clock.seconds(step - 1, step) for step in range(work.warmup_steps + 1, total + 1)]
     mean_step = sum(w["seconds"] for w in windows) / (work.repeats * work.steps)
     return run, {
-        "chars_per_s": bench.median([w["chars_per_s"] for w in windows]),
-        "padded_per_s": bench.median([w["padded_per_s"] for w in windows]),
-        "median_step_ms": 1000 * bench.median(step_times),
+        "chars_per_s": median([w["chars_per_s"] for w in windows]),
+        "padded_per_s": median([w["padded_per_s"] for w in windows]),
+        "median_step_ms": 1000 * median(step_times),
         "epoch_s": trainer.steps_per_epoch * mean_step,
         "steps_per_epoch": trainer.steps_per_epoch,
         "timed_steps": work.repeats * work.steps,
@@ -155,8 +158,8 @@ def measure_layer(config: Config, batch_size: int, width: int, device, precision
 
     for _ in range(work.layer_warmup):
         one_pass()
-    seconds = [bench.timed(passes, device) for _ in range(work.repeats)]
-    return batch_size * width * work.layer_iters / bench.median(seconds)
+    seconds = [timed(passes, device) for _ in range(work.repeats)]
+    return batch_size * width * work.layer_iters / median(seconds)
 
 
 def measure(args, device: torch.device, workdir) -> dict:
@@ -167,13 +170,13 @@ def measure(args, device: torch.device, workdir) -> dict:
     for size, config in sizes.items():
         spec = {"model": dataclasses.asdict(config.model), "batch_size": config.train.batch_size}
         del spec["model"]["cell"]  # every size runs each cell
-        results["sizes"][size] = spec | ({"source": str(bench.default_config_path())} if size == "default" else {})
+        results["sizes"][size] = spec | ({"source": str(default_config_path())} if size == "default" else {})
     total_steps = work.warmup_steps + work.repeats * work.steps
-    for corpus, path in bench.find_corpora(args).items():
+    for corpus, path in find_corpora(args).items():
         padding_done: set[int] = set()
         for size, base in sizes.items():
             for cell in args.cells:
-                bench.log(f"training: {corpus} {size} {cell} ...")
+                log(f"training: {corpus} {size} {cell} ...")
                 config = training_config(base, cell, path, device, args.precision, total_steps)
                 run, figures = measure_training(config, work)
                 batch_size = run.trainer.config.batch_size  # what train.batch_size auto chose for the device
@@ -195,34 +198,34 @@ def measure(args, device: torch.device, workdir) -> dict:
 
 
 def report(results: dict) -> None:
-    bench.print_table(
+    print_table(
         "Training throughput: Trainer.fit, medians over timed windows",
         ["corpus", "size", "cell", "E/H/L", "batch", "params", "real chars/s", "padded pos/s", "step ms",
          "epoch s (est.)", "batches/epoch"],
         [[r["corpus"], r["size"], r["cell"], f"{r['embedding_dim']}/{r['hidden_size']}/{r['num_layers']}",
-          str(r["batch_size"]), bench.fmt_int(r["parameters"]), bench.fmt_int(r["chars_per_s"]),
-          bench.fmt_int(r["padded_per_s"]), bench.fmt_float(r["median_step_ms"]), bench.fmt_float(r["epoch_s"]),
-          bench.fmt_int(r["steps_per_epoch"])]
+          str(r["batch_size"]), fmt_int(r["parameters"]), fmt_int(r["chars_per_s"]),
+          fmt_int(r["padded_per_s"]), fmt_float(r["median_step_ms"]), fmt_float(r["epoch_s"]),
+          fmt_int(r["steps_per_epoch"])]
          for r in results["training"]],
         ["real chars: name characters + one end token per name (padding not counted); padded: rows x batch width",
          "epoch s (est.): batches per epoch x mean step time of the timed windows",
          *(_size_note(size, spec) for size, spec in results["sizes"].items())],
     )  # fmt: skip
-    bench.print_table(
+    print_table(
         "Padding: share of padded positions per batch, epoch 0 batch plan",
         ["corpus", "batch", "batches", "overall", "mean", "median", "p90", "mean width", "max width"],
-        [[r["corpus"], str(r["batch_size"]), bench.fmt_int(r["batches"]), bench.fmt_pct(r["pad_share"]),
-          bench.fmt_pct(r["pad_share_mean"]), bench.fmt_pct(r["pad_share_median"]), bench.fmt_pct(r["pad_share_p90"]),
-          bench.fmt_float(r["mean_width"], 1), str(r["max_width"])]
+        [[r["corpus"], str(r["batch_size"]), fmt_int(r["batches"]), fmt_pct(r["pad_share"]),
+          fmt_pct(r["pad_share_mean"]), fmt_pct(r["pad_share_median"]), fmt_pct(r["pad_share_p90"]),
+          fmt_float(r["mean_width"], 1), str(r["max_width"])]
          for r in results["padding"]],
         ["share = 1 - real characters / (rows x width); overall = over all positions of the epoch"],
     )  # fmt: skip
-    bench.print_table(
+    print_table(
         "Recurrent layer alone vs the training loop (padded positions/s)",
         ["corpus", "size", "cell", "batch x width", "layer fwd+bwd", "training loop", "loop/layer", "target"],
         [[r["corpus"], r["size"], r["cell"], f"{r['batch_size']} x {r['width']}",
-          bench.fmt_int(r["layer_padded_per_s"]), bench.fmt_int(r["loop_padded_per_s"]),
-          bench.fmt_pct(r["loop_over_layer"]), _target_mark(r)]
+          fmt_int(r["layer_padded_per_s"]), fmt_int(r["loop_padded_per_s"]),
+          fmt_pct(r["loop_over_layer"]), _target_mark(r)]
          for r in results["layer"]],
         [f"layer: the model's nn.RNN/GRU/LSTM on random (batch, mean width, embedding) input; "
          f"target loop/layer >= {LAYER_TARGET:.0%} at the default size"],
