@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from dinogen.config import GATES
-
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (layers, B, H); the LSTM's is (a, c)
+from dinogen.state import State, layers_of, stack_layers, zero_state
 
 
 class ReferenceRecurrent(nn.Module):
@@ -53,7 +52,9 @@ class ReferenceRecurrent(nn.Module):
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """The last layer's a^t at every step, and every layer's state after the last step, as torch returns them."""
-        states = self._per_layer(state, x)  # one per layer: a^0 (B, H), or (a^0, c^0) for the LSTM
+        if state is None:
+            state = zero_state(self.num_layers, x.shape[0], self.hidden_size, x, pair=self.has_cell_state)
+        states = layers_of(state)  # one per layer: a^0 (B, H), or (a^0, c^0) for the LSTM
         for layer in range(self.num_layers):
             outputs = []
             # Backpropagation through time is nothing more than autograd going back through this loop:
@@ -64,7 +65,7 @@ class ReferenceRecurrent(nn.Module):
             x = torch.stack(outputs, dim=1)  # (B, T, H): the next layer's input
             if layer < self.num_layers - 1:  # as torch: dropout between layers, not after the last
                 x = nn.functional.dropout(x, self.dropout, self.training)
-        return x, _stacked(states)
+        return x, stack_layers(states)
 
     def cell(self, x: torch.Tensor, state, layer: int):
         """One step of one layer: x^t (B, E) and the layer's state at t-1 in, its state at t out."""
@@ -79,15 +80,6 @@ class ReferenceRecurrent(nn.Module):
         from_x = nn.functional.linear(x, getattr(self, f"weight_ih_l{layer}"), getattr(self, f"bias_ih_l{layer}"))
         from_a = nn.functional.linear(a, getattr(self, f"weight_hh_l{layer}"), getattr(self, f"bias_hh_l{layer}"))
         return from_x.chunk(self.gates, dim=1), from_a.chunk(self.gates, dim=1)
-
-    def _per_layer(self, state: State | None, x: torch.Tensor) -> list:
-        """The initial state, zeros when none is given, as a list of each layer's."""
-        if state is None:
-            zeros = x.new_zeros(self.num_layers, x.shape[0], self.hidden_size)  # (layers, B, H)
-            state = (zeros, zeros) if self.has_cell_state else zeros
-        if isinstance(state, tuple):
-            return [tuple(parts) for parts in zip(*(part.unbind(0) for part in state), strict=True)]
-        return list(state.unbind(0))
 
 
 class ReferenceRNN(ReferenceRecurrent):
@@ -147,10 +139,3 @@ class ReferenceLSTM(ReferenceRecurrent):
 
 
 REFERENCE_MODULES = {"rnn": ReferenceRNN, "gru": ReferenceGRU, "lstm": ReferenceLSTM}
-
-
-def _stacked(states: list) -> State:
-    """Each layer's state stacked the way torch returns it: (layers, B, H), or a pair of those."""
-    if isinstance(states[0], tuple):
-        return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
-    return torch.stack(states)

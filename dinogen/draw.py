@@ -12,8 +12,8 @@ import torch
 
 from dinogen.controls import Controls
 from dinogen.data import BOUNDARY, Vocab
-from dinogen.model import repeat_rows, select_rows
 from dinogen.scored import ScoredName
+from dinogen.state import repeat_rows, select_rows
 from dinogen.streams import RowStreams
 
 if TYPE_CHECKING:  # only for type hints: the Generator draws the batches

@@ -1,14 +1,14 @@
 """CharRNN: a character-level language model over names; Ensemble: several of them predicting together."""
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch import nn
 
-from dinogen.cells import REFERENCE_MODULES, State
+from dinogen.cells import REFERENCE_MODULES
 from dinogen.config import ModelConfig
+from dinogen.state import State, join_members, split_members, zero_state
 
 # The recurrent module of each model.impl: torch's fused kernels, or the same equations written out in Python.
 _CELLS = {"fused": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}, "reference": REFERENCE_MODULES}
@@ -143,46 +143,5 @@ def _lstm_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, c: torch.Tensor) ->
 def _split_state(state: State | None, config: ModelConfig, batch: int, like: torch.Tensor):
     """(hidden, cell) as given, or zeros where generation starts without a state; cell is None but for LSTMs."""
     if state is None:
-        zeros = like.new_zeros(config.num_layers, batch, config.hidden_size)
-        return zeros, zeros if config.cell == "lstm" else None
+        state = zero_state(config.num_layers, batch, config.hidden_size, like, pair=config.cell == "lstm")
     return state if isinstance(state, tuple) else (state, None)
-
-
-# Recurrent states: a tensor (layers, B, H), or an LSTM's (hidden, cell) pair of them; each helper treats both.
-
-
-def map_state(function: Callable[..., torch.Tensor], *states: State) -> State:
-    """`function` applied to the matching parts of `states` (an LSTM's hidden and cell parts alike)."""
-    if isinstance(states[0], tuple):
-        return tuple(function(*parts) for parts in zip(*states, strict=True))
-    return function(*states)
-
-
-def repeat_rows(state: State, size: int) -> State:
-    """A one-row state repeated for `size` rows."""
-    return map_state(lambda part: part.expand(-1, size, -1).contiguous(), state)
-
-
-def select_rows(state: State, rows: torch.Tensor) -> State:
-    """The given rows (b,) of a state."""
-    return map_state(lambda part: part.index_select(1, rows), state)
-
-
-def gather_rows(rows: list[tuple[State, int]]) -> State:
-    """One state made of row r of state s for each (s, r) in `rows`."""
-    return map_state(
-        lambda *parts: torch.stack([part[:, row] for part, (_, row) in zip(parts, rows, strict=True)], dim=1),
-        *(state for state, _ in rows),
-    )
-
-
-def split_members(state: State | None, members: int) -> list[State | None]:
-    """An ensemble's state as its members' states (stacked on dim 0 in member order)."""
-    if state is None:
-        return [None] * members
-    return [map_state(lambda part, k=k: part.chunk(members)[k], state) for k in range(members)]
-
-
-def join_members(states: list[State]) -> State:
-    """The members' states stacked into the ensemble's."""
-    return map_state(lambda *parts: torch.cat(parts), *states)

@@ -30,10 +30,11 @@ from dinogen.device import resolve_device
 from dinogen.draw import RowDecoder, draw_batch
 from dinogen.errors import ConfigError, DinogenError
 from dinogen.limits import MAX_NAME_LENGTH
-from dinogen.model import CharRNN, Ensemble, State
+from dinogen.model import CharRNN, Ensemble
 from dinogen.rules import CharacterRules
 from dinogen.scored import ScoredName
 from dinogen.search import BestFirst
+from dinogen.state import State
 from dinogen.streams import RowStreams
 
 # Names drawn per batch when none is given: a CPU is fastest with batches that stay in its caches; a GPU

@@ -10,8 +10,8 @@ import torch
 
 from dinogen.controls import Controls
 from dinogen.data import BOUNDARY
-from dinogen.model import State, gather_rows
 from dinogen.scored import ScoredName
+from dinogen.state import State, gather_rows
 
 if TYPE_CHECKING:  # only for type hints: the Generator calls the search
     from dinogen.sample import Generator
