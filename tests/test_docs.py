@@ -16,7 +16,8 @@ from dinogen.cli import main
 from dinogen.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The README, then the pages of docs/: read as one text, their commands run in that order, as one session.
+README = "\n".join(page.read_text(encoding="utf-8") for page in [ROOT / "README.md", *sorted(ROOT.glob("docs/*.md"))])
 
 # What the README's training commands get appended here, so that each takes a second, not a minute.
 FAST_TRAINING = ["--set", "train.epochs=null", "--set", "train.max_steps=6", "--set", "train.eval_every=3",
