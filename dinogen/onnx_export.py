@@ -13,6 +13,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from dinogen.errors import DinogenError
 from dinogen.export import describe, state_names
 from dinogen.model import CharRNN, Ensemble
 from dinogen.output import output_file
+
+if TYPE_CHECKING:
+    import onnx
 
 PARITY_TOLERANCE = 1e-4  # largest difference of a log-probability between onnxruntime and torch
 _NEEDED = ("onnx", "onnxscript", "onnxruntime")  # the exporter writes with onnx and onnxscript; the check runs ort
@@ -80,7 +84,7 @@ def export_onnx(checkpoint: Checkpoint, output: Path) -> list[Path]:
     return [output, sidecar]
 
 
-def _trace(step: OneStep, state: list[str], config) -> "onnx.ModelProto":  # noqa: F821
+def _trace(step: OneStep, state: list[str], config) -> "onnx.ModelProto":
     """The exported graph, with the batch dimension left free; the exporter's chatter kept off stdout."""
     batch = torch.export.Dim("batch", min=1)
     rows = config.ensemble * config.num_layers

@@ -20,6 +20,7 @@ from dinogen.errors import DinogenError
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL = "install Chromium, e.g. apt-get install -y chromium"
 _ANSWER = re.compile(r'<pre id="check-result"[^>]*>(.*?)</pre>', flags=re.DOTALL)
+_UNCAUGHT = re.compile(r'CONSOLE[^"]*"(Uncaught [^"]*)"')  # a script error, as --enable-logging=stderr shows it
 
 
 def find_browser() -> str | None:
@@ -30,10 +31,12 @@ def find_browser() -> str | None:
 def check_page(page: str | Path, request: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     """Open `page` from disk with `request` as its self-check, and return the page's report."""
     url = Path(page).resolve().as_uri() + "#" + urllib.parse.urlencode({"check": json.dumps(request)})
-    dom = _headless(["--dump-dom", url], timeout)
-    found = _ANSWER.search(dom)
+    done = _headless(["--enable-logging=stderr", "--dump-dom", url], timeout)
+    found = _ANSWER.search(done.stdout)
     if not found:
-        raise DinogenError(f"the page {page} wrote no self-check report (its script failed, or the page is not one)")
+        error = _UNCAUGHT.search(done.stderr)
+        reason = error.group(1) if error else "its script logged no error"
+        raise DinogenError(f"the page {page} wrote no self-check report: {reason}")
     return json.loads(html.unescape(found.group(1)))
 
 
@@ -43,8 +46,8 @@ def screenshot(page: str | Path, image: str | Path, width: int, height: int, fra
     _headless([f"--screenshot={Path(image).resolve()}", f"--window-size={width},{height}", "--hide-scrollbars", url])
 
 
-def _headless(arguments: list[str], timeout: float = 600) -> str:
-    """Chromium's stdout for one headless run, in a throwaway profile."""
+def _headless(arguments: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """One headless run of Chromium, in a throwaway profile: its stdout and stderr."""
     browser = find_browser()
     if browser is None:
         raise DinogenError(f"no Chromium found (looked for {', '.join(BROWSERS)}); {INSTALL}")
@@ -56,4 +59,4 @@ def _headless(arguments: list[str], timeout: float = 600) -> str:
     if done.returncode != 0:
         tail = " ".join(done.stderr.strip().splitlines()[-1:])
         raise DinogenError(f"{browser} exited with status {done.returncode}: {tail}")
-    return done.stdout
+    return done

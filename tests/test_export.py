@@ -23,7 +23,7 @@ from dinogen.page_check import INSTALL, check_page, find_browser
 from dinogen.sample import Generator
 from dinogen.web_export import export_html
 
-ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "onnx_sample.py"
 SHAPES = [(cell, layers, ensemble) for cell in ("rnn", "gru", "lstm") for layers, ensemble in ((1, 1), (2, 1), (1, 2))]
 
 
@@ -32,7 +32,8 @@ def shape_id(shape: tuple[str, int, int]) -> str:
 
 
 def random_checkpoint(cell: str, num_layers: int = 1, ensemble: int = 1, seed: int = 0) -> Checkpoint:
-    """A checkpoint of the test names whose weights are random and large enough to make every gate matter."""
+    """A checkpoint of the test names with random weights: large enough that every gate matters, small enough
+    that a vanilla RNN is not chaotic (there float32 rounding alone would grow from step to step)."""
     model = {"cell": cell, "num_layers": num_layers, "ensemble": ensemble, "embedding_dim": 8, "hidden_size": 16,
              "dropout": 0.0}  # fmt: skip
     config = Config.from_dict({"data": {"path": "names.txt"}, "model": model})
@@ -41,7 +42,7 @@ def random_checkpoint(cell: str, num_layers: int = 1, ensemble: int = 1, seed: i
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in network.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.7)
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
     return Checkpoint(config, vocab, network.state_dict(), NAMES[:25], NAMES[25:])
 
 
@@ -149,6 +150,13 @@ def test_without_the_export_extra_the_command_says_how_to_install_it(trained_run
     assert not (tmp_path / "model.onnx").exists()
 
 
+def test_a_missing_checkpoint_is_one_sentence(tmp_path):
+    result = invoke("export", tmp_path / "nothing.pt", "-o", tmp_path / "model.onnx")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1 and "nothing.pt" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unknown_format_is_a_usage_error(trained_run, tmp_path):
     result = invoke("export", trained_run, "--format", "tflite", "-o", tmp_path / "model")
     assert result.exit_code == 2
@@ -174,22 +182,32 @@ def run_without_torch(tmp_path: Path, *args) -> subprocess.CompletedProcess:
 def test_the_example_loop_samples_without_torch_and_scores_as_dinogen_does(trained_run, trained_onnx, tmp_path):
     assert "torch is blocked here" in run_without_torch(tmp_path, "-c", "import torch").stderr
     options = ["-n", 40, "--temperature", 0.9, "--top-k", 8, "--prefix", " S", "--min-length", 5, "--max-length", 12]
-    result = run_without_torch(tmp_path, ROOT / "examples" / "onnx_sample.py", trained_onnx, *options, "--seed", 3)
+    result = run_without_torch(tmp_path, EXAMPLE, trained_onnx, *options, "--seed", 3)
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     names, log_probs = [name for _, name in lines], [float(value) for value, _ in lines]
     assert len(names) == 40 and all(name.startswith("s") and 5 <= len(name) <= 12 for name in names)
     scores = Generator.from_checkpoint(trained_run, device="cpu").score(names)
     assert max(abs(scored.log_prob - value) for scored, value in zip(scores, log_probs, strict=True)) <= 1e-4
-    again = run_without_torch(tmp_path, ROOT / "examples" / "onnx_sample.py", trained_onnx, *options, "--seed", 3)
+    again = run_without_torch(tmp_path, EXAMPLE, trained_onnx, *options, "--seed", 3)
     assert again.stdout == result.stdout  # the same seed, the same names
 
 
 def test_the_example_loop_at_temperature_zero_writes_the_greedy_name(trained_run, trained_onnx, tmp_path):
-    result = run_without_torch(tmp_path, ROOT / "examples" / "onnx_sample.py", trained_onnx, "-n", 3, "-t", 0)
+    result = run_without_torch(tmp_path, EXAMPLE, trained_onnx, "-n", 3, "-t", 0)
     assert result.returncode == 0, result.stderr
     greedy = Generator.from_checkpoint(trained_run, device="cpu").sample(1, temperature=0)
     assert [line.split("\t")[1] for line in result.stdout.splitlines()] == greedy * 3
+
+
+def test_the_example_loop_runs_an_lstm_ensemble_as_well(exported, tmp_path):
+    checkpoint, _, path = exported["lstm", 1, 2]
+    result = run_without_torch(tmp_path, EXAMPLE, path, "-n", 20, "--seed", 1, "--max-length", 30)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(lines) == 20
+    scores = Generator.from_loaded(checkpoint, torch.device("cpu")).score([name for _, name in lines])
+    assert max(abs(scored.log_prob - float(value)) for scored, (value, _) in zip(scores, lines, strict=True)) <= 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +222,7 @@ def browser():
     return path
 
 
-@pytest.mark.parametrize("shape", [("rnn", 2, 1), ("gru", 1, 2), ("lstm", 2, 1)], ids=shape_id)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_the_page_gives_torchs_next_character_probabilities(browser, shape, tmp_path):
     checkpoint = random_checkpoint(*shape)
     page = export_html(checkpoint, tmp_path / "names.html")
@@ -242,6 +260,13 @@ def test_the_page_is_one_file_that_fetches_nothing(trained_run, tmp_path):
     assert text.startswith("<!doctype html>") and '<meta name="viewport"' in text
     assert "://" not in text and "src=" not in text and "<link" not in text  # no address, script or style to fetch
     assert json.loads(text.split('<script type="application/json" id="model">')[1].split("</script>")[0])["known"]
+
+
+def test_a_page_whose_script_fails_reports_the_error(browser, tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<!doctype html><body><script>null.step();</script></body>")
+    with pytest.raises(DinogenError, match="wrote no self-check report: Uncaught TypeError: Cannot read prop"):
+        check_page(page, {})
 
 
 def test_a_missing_browser_is_named_with_how_to_install_it(tmp_path, monkeypatch):
