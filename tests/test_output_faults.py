@@ -189,6 +189,7 @@ COMMANDS = {  # each command, and a function it calls before it writes anything
     "evaluate": (["evaluate", "{run}", "--samples", "10"], "dinogen.checkpoint.load_checkpoint"),
     "info": (["info", "{run}"], "dinogen.checkpoint.load_checkpoint"),
     "plot": (["plot", "{run}", "-o", "{tmp}/loss.png"], "dinogen.plot.read_metrics"),
+    "export": (["export", "{run}", "-o", "{tmp}/model.onnx"], "dinogen.export.load_checkpoint"),
     "train": (["train", "-c", "tiny", "--data", "{names}", "-o", "{tmp}/new"], "dinogen.run.Run._read_data"),
 }
 

@@ -1,7 +1,7 @@
 """The `dinogen` command line: parse options, call the library, print results.
 
 Each command lives in a module of this package (train.py; names.py: sample and score; reports.py: evaluate,
-info and plot), the only package that imports click. Heavy modules (torch and everything using it) are
+info and plot; export.py), the only package that imports click. Heavy modules (torch and everything using it) are
 imported inside the commands, so that `dinogen --help` and `--version` answer at once.
 """
 
@@ -14,6 +14,7 @@ import click
 
 from dinogen import __version__
 from dinogen.cli.common import DEBUG, VERBOSE, configure_logging, global_options
+from dinogen.cli.export import export
 from dinogen.cli.names import sample, score
 from dinogen.cli.reports import evaluate, info, plot
 from dinogen.cli.train import train
@@ -110,5 +111,5 @@ def main(ctx: click.Context) -> None:
     configure_logging(ctx.meta.get(VERBOSE, False))
 
 
-for command in (train, sample, score, evaluate, info, plot):
+for command in (train, sample, score, evaluate, info, plot, export):
     main.add_command(command)
