@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from dinogen.bundled import bundled_configs
 from dinogen.cli.common import global_options, log
 
 
@@ -16,7 +17,7 @@ from dinogen.cli.common import global_options, log
 @click.option(
     "-c",
     "--config",
-    help="YAML config file, or the name of a bundled config (default, gru, lstm, rnn, names, tiny) [default: default].",
+    help=f"YAML config file, or the name of a bundled config ({', '.join(bundled_configs())}) [default: default].",
 )
 @click.option(
     "-o",
