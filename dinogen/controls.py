@@ -6,6 +6,7 @@ line shows the same sentence with its options (`--top-k`).
 
 from dataclasses import dataclass
 
+from dinogen.automaton import Automaton
 from dinogen.data import Vocab
 from dinogen.errors import OptionError, require, require_between, shorten
 from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE
@@ -22,7 +23,9 @@ class Controls:
     top_p: float | None  # draw among the likeliest characters whose probabilities reach p
     prefix_ids: tuple[int, ...]  # the normalised prefix, encoded
     min_length: int  # the end is masked below it
-    max_length: int  # a name that runs past it is dropped
+    max_length: int  # a name that runs past it is dropped (with constraints, the mask ends it in time)
+    automaton: Automaton | None = None  # the constraints, compiled (constraints.py); None: none, the fast path
+    exact: bool = False  # constraints met by rejection from the model's own distribution, not by the mask
 
     @property
     def greedy(self) -> bool:
@@ -45,18 +48,22 @@ def sampling_controls(
     require(0 <= temperature <= MAX_TEMPERATURE, "temperature", f"must be in [0, {MAX_TEMPERATURE:g}]", temperature)
     require(top_k is None or top_k >= 1, "top_k", "must be at least 1", top_k)
     require(top_p is None or 0 < top_p <= 1, "top_p", "must be in (0, 1]", top_p)
-    unknown = vocab.unknown(prefix)
-    if unknown:
-        unseen = shorten(" ".join(map(repr, unknown)))
-        raise OptionError(
-            "{0} ", "prefix", detail=f"{shorten(repr(prefix))} has characters the model never saw: {unseen}"
-        )
+    refuse_unseen(vocab, prefix, "prefix")
     max_length = default_max_length if max_length is None else max_length
     require_between(min_length, "min_length", 1, MAX_NAME_LENGTH)
     require_between(max_length, "max_length", 1, MAX_NAME_LENGTH)
     require(min_length <= max_length, "min_length", f"must not exceed {{1}} ({max_length})", min_length, "max_length")
     require(len(prefix) <= max_length, "prefix", f"is longer than {{1}} ({max_length})", prefix, "max_length")
     return Controls(temperature, top_k, top_p, tuple(vocab.encode(prefix)), min_length, max_length)
+
+
+def refuse_unseen(vocab: Vocab, text: str, keyword: str, consequence: str = "") -> None:
+    """An OptionError naming the characters of `text` the model never saw, if there are any."""
+    unknown = vocab.unknown(text)
+    if unknown:
+        unseen = shorten(" ".join(map(repr, unknown)))
+        detail = f"{shorten(repr(text))} has characters the model never saw: {unseen}{consequence}"
+        raise OptionError("{0} ", keyword, detail=detail)
 
 
 def stream_slice(shard: tuple[int, int] | None, seed: int | None) -> tuple[int, int]:

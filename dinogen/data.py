@@ -260,3 +260,16 @@ class EncodedNames:
     def batches(self, batch_size: int, seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for rows in self.batch_plan(batch_size, seed):
             yield self.batch(rows)
+
+
+def normalize_fragment(text: str, lowercase: bool = True, follows: bool = False, followed: bool = False) -> str:
+    """A piece of a name in the one form: as `normalize_name`, but whitespace at an edge is kept as one space where
+    other characters of the name may stand beside it: before it (`follows`) or after it (`followed`).
+
+    A prefix is followed (`glen ` asks for a second word), a suffix follows (` rex`: a last word), a text to
+    contain both: a blank piece is empty, or one space where both edges touch the name.
+    """
+    core = normalize_name(text, lowercase)
+    if not core:
+        return " " if follows and followed and text[:1].isspace() else ""
+    return " " * (follows and text[:1].isspace()) + core + " " * (followed and text[-1:].isspace())

@@ -2,9 +2,13 @@
 
 Two strategies give the same names: a CPU is fastest when finished rows leave the batch (`compact`); a GPU when
 shapes stay fixed and finished rows are masked (`fixed`). Each character is drawn at the row's own uniform number.
+With constraints, each row also carries its state in their automaton: a masked draw (the default) draws only among
+the characters after which the row can still be finished, renormalising the model's distribution over them; an
+exact draw (`Controls.exact`) draws from the model's own distribution and drops a row once it cannot be finished.
 """
 
 import ctypes
+import enum
 import math
 from typing import TYPE_CHECKING
 
@@ -20,20 +24,29 @@ if TYPE_CHECKING:  # only for type hints: the Generator draws the batches
     from dinogen.sample import Generator
 
 
+class Rejected(enum.Enum):
+    """Why a draw gave no name."""
+
+    TOO_LONG = "ran past max_length (or was not in normal form)"
+    UNMET = "could no longer meet the constraints"  # exact draws only: a masked draw always meets them
+
+
 @torch.inference_mode()
-def draw_batch(generator: "Generator", streams: RowStreams, first: int, size: int, controls: Controls):
-    """Stream draws first..first+size-1: a ScoredName each, or None where the name ran past max_length."""
+def draw_batch(
+    generator: "Generator", streams: RowStreams, first: int, size: int, controls: Controls
+) -> list[ScoredName | Rejected]:
+    """Stream draws first..first+size-1: a ScoredName each, or why the draw gave no name."""
     logits, state, prefix_log_prob = generator.read_prefix(controls)
     draw = Draw(generator, controls, streams.keys(first, size), logits.expand(size, -1), repeat_rows(state, size))
     tokens, log_probs, ended = draw.fixed() if generator.fixed_shapes else draw.compact()
     totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
     prefix_text = generator.vocab.decode(controls.prefix_ids)
-    names = [prefix_text + name for name in generator.decoder(tokens, ended)]
+    names = [prefix_text + name for name in generator.decoder(tokens)]
     if generator.rules.may_denormalize:  # rare: only vocabularies with combining marks
         ended &= torch.tensor([generator.normalize(name) == name for name in names], device=ended.device)
     return [
-        ScoredName.of(name, total) if kept else None
-        for name, total, kept in zip(names, totals, ended.tolist(), strict=True)
+        ScoredName.of(name, total) if kept else Rejected.UNMET if unmet else Rejected.TOO_LONG
+        for name, total, kept, unmet in zip(names, totals, ended.tolist(), draw.unmet.tolist(), strict=True)
     ]
 
 
@@ -49,37 +62,64 @@ class Draw:
         self.tokens = torch.full((size, self.steps), BOUNDARY, device=device)  # (B, S)
         self.log_probs = torch.zeros(size, self.steps, device=device)  # (B, S) the model's log-prob of each choice
         self.ended = torch.zeros(size, dtype=torch.bool, device=device)  # (B,) rows that chose the end
+        self.unmet = torch.zeros(size, dtype=torch.bool, device=device)  # (B,) exact draws that cannot be finished
         self.last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=device)
+        self.automaton = controls.automaton
+        self.steered = self.automaton is not None and not controls.exact  # the automaton masks the draw
+        # (B,) each row's state in the automaton; without constraints there is none, and nothing to carry.
+        self.states = None if self.automaton is None else torch.full((size,), self.automaton.start, device=device)
 
-    def choose(self, t: int, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def choose(self, t: int, keys: torch.Tensor, states: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Step t's token of each row (b,) and the model's (untempered, unmasked) log-probability of it."""
-        allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
+        if self.steered:  # the automaton holds the character rules and the length range too
+            allowed = self.automaton.mask(self.logits, states, self.prefix_length + t)
+        else:
+            allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
         token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
         return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+
+    def follow(self, t: int, states, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The rows' states after step t's tokens, and for exact draws which rows can no longer be finished."""
+        if self.automaton is None:
+            return None, None
+        states = self.automaton.step(states, token)
+        if not self.controls.exact:
+            return states, None
+        return states, ~self.automaton.still_possible(states, token == BOUNDARY, self.prefix_length + t + 1)
 
     def compact(self):
         """Rows that end leave the batch, so the remaining steps cost only what is still being written."""
         alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
-        keys = self.keys
+        keys, states = self.keys, self.states
         for t in range(self.steps):
-            token, log_prob = self.choose(t, keys)
+            token, log_prob = self.choose(t, keys, states)
             self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
-            done = token == BOUNDARY
+            done = stopping = token == BOUNDARY
+            states, failed = self.follow(t, states, token)
+            if failed is not None:  # an exact draw: rows that can no longer be finished stop here too
+                self.unmet[alive[failed]] = True
+                done, stopping = done & ~failed, done | failed
             self.ended[alive[done]] = True
-            going = (~done).nonzero().squeeze(1)  # positions of the rows that go on
+            going = (~stopping).nonzero().squeeze(1)  # positions of the rows that go on
             if not len(going) or t == self.steps - 1:
                 break  # rows still going at the last step ran past max_length
             alive, keys, self.last = alive[going], keys[going], token[going]
+            states = None if states is None else states[going]
             self.logits, self.state = self.model.step(self.last, select_rows(self.state, going))
         return self.tokens, self.log_probs, self.ended
 
     def fixed(self, check_every: int = 8):
         """All rows step together with fixed shapes; the host asks whether any row is going every few steps."""
         going = torch.ones_like(self.ended)
+        states = self.states
         for t in range(self.steps):
-            token, log_prob = self.choose(t, self.keys)
+            token, log_prob = self.choose(t, self.keys, states)
             token = token.where(going, BOUNDARY)  # a finished row keeps writing the boundary
             self.tokens[:, t], self.log_probs[:, t] = token, log_prob.where(going, 0.0)
+            states, failed = self.follow(t, states, token)  # a finished row keeps its state
+            if failed is not None:
+                self.unmet |= going & failed
+                going &= ~failed
             self.ended |= going & (token == BOUNDARY)
             going &= token != BOUNDARY
             if t == self.steps - 1 or (t % check_every == check_every - 1 and not bool(going.any())):
@@ -128,11 +168,12 @@ class RowDecoder:
     def __init__(self, vocab: Vocab, device: torch.device):
         self.code_points = torch.tensor([ord("\n"), *map(ord, vocab.chars)], dtype=torch.int32, device=device)
 
-    def __call__(self, tokens: torch.Tensor, ended: torch.Tensor) -> list[str]:
-        """The text of each row of `tokens` (B, S) up to its end."""
+    def __call__(self, tokens: torch.Tensor) -> list[str]:
+        """The text of each row of `tokens` (B, S) up to its first end (its first boundary token)."""
         codes = self.code_points[tokens]  # (B, S) int32
         codes = torch.cat([codes, torch.full_like(codes[:, :1], ord("\n"))], dim=1)  # rows that never ended end here
-        first_end = torch.where(ended, (tokens == BOUNDARY).int().argmax(1), tokens.shape[1])  # (B,)
+        boundary = tokens == BOUNDARY  # (B, S)
+        first_end = torch.where(boundary.any(1), boundary.int().argmax(1), tokens.shape[1])  # (B,)
         keep = torch.arange(codes.shape[1], device=codes.device) <= first_end[:, None]
         flat = codes[keep].cpu().contiguous()
         return utf32_text(flat).split("\n")[:-1]

@@ -5,7 +5,10 @@ import unicodedata
 
 import torch
 
+from dinogen.automaton import Factor
 from dinogen.data import BOUNDARY, Vocab, normalize_name
+
+WORD, GAP = 0, 1  # the states of the rules' automaton: after a character; at the start or after a space
 
 
 class CharacterRules:
@@ -22,6 +25,7 @@ class CharacterRules:
         self.never = torch.tensor(never, device=device)  # (V,)
         self.end = torch.arange(len(vocab), device=device) == BOUNDARY  # (V,)
         self.has_space, self.has_never = any(is_space), any(never)
+        self.is_space, self.is_never = is_space, never  # (V,) as lists, for the automaton
         # NFC may merge a character with a combining mark after it: only then is a drawn name checked.
         self.may_denormalize = any(unicodedata.combining(char) for char in vocab.chars)
 
@@ -34,3 +38,13 @@ class CharacterRules:
         if self.has_space:
             forbidden = forbidden | (self.space[last][:, None] & (self.space | self.end))  # (b, V)
         return logits.masked_fill(forbidden, -math.inf)
+
+    def factor(self) -> Factor | None:
+        """The same rules as an automaton for the constraints (None where they forbid nothing): names end in a WORD."""
+        if not (self.has_space or self.has_never):
+            return None
+        table = []
+        for state in (WORD, GAP):
+            table.append([-1 if never or (space and state == GAP) else GAP if space else WORD
+                          for space, never in zip(self.is_space, self.is_never, strict=True)])  # fmt: skip
+        return Factor(table, [True, False], start=GAP)

@@ -2,13 +2,15 @@
 
 Sampling is a reproducible stream: name i of the stream is drawn with random numbers that depend only on
 the seed, i and the step (`streams.py`), so the batch size, `-n` and sharding never change name i. How one
-batch is drawn is in `draw.py`, the exact search for the likeliest names in `search.py`, and the options'
-checks in `controls.py`.
+batch is drawn is in `draw.py`, the exact search for the likeliest names in `search.py`, the options'
+checks in `controls.py`, and the constraints' automaton in `constraints.py`.
 """
 
 import math
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ from torch import nn
 
 from dinogen.bundled import bundled_model
 from dinogen.checkpoint import Checkpoint, load_checkpoint
+from dinogen.constraints import Constraints, checked_constraints, compile_constraints
 from dinogen.controls import (
     Controls,
     check_batch_size,
@@ -25,10 +28,10 @@ from dinogen.controls import (
     shard_share,
     stream_slice,
 )
-from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_name
+from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_fragment, normalize_name
 from dinogen.device import resolve_device
-from dinogen.draw import RowDecoder, draw_batch
-from dinogen.errors import ConfigError, DinogenError
+from dinogen.draw import Rejected, RowDecoder, draw_batch
+from dinogen.errors import ConfigError, DinogenError, require
 from dinogen.limits import MAX_NAME_LENGTH
 from dinogen.model import CharRNN, Ensemble
 from dinogen.rules import CharacterRules
@@ -135,6 +138,11 @@ class Generator:
         shard: tuple[int, int] | None = None,
         most_likely: bool = False,
         max_attempts: int | None = None,
+        ends_with: str | None = None,
+        contains: str | Iterable[str] = (),
+        pattern: str | None = None,
+        blocklist: Iterable[str] = (),
+        exact: bool = False,
     ) -> Iterator[ScoredName]:
         """Yield `n` scored names of the seed's stream that pass the filters, in stream order.
 
@@ -142,6 +150,12 @@ class Generator:
         characters. Names whose natural length is outside [min_length, max_length] are not kept (the end is
         masked below min_length; a name that runs past max_length is dropped, never cut). novel leaves out the
         names the model learned from (training and validation), exclude any others, unique repeats.
+        Constraints: every name ends with `ends_with`, contains each text of `contains` (one string or several),
+        matches `pattern` as a whole (the regular expressions of `pattern.py`) and holds no text of `blocklist`
+        (case ignored). They are one automaton whose dead states mask the draw, so every name meets them; the
+        draw renormalises the model's next-character distribution over the allowed characters at each step,
+        which is not the model's distribution given the constraints. exact=True draws from that one instead, by
+        rejection (the names of the plain stream that meet the constraints), at 1 / P(constraints) samples a name.
         shard=(k, m) keeps only stream names i with i % m == k, i.e. names k, k + m, k + 2m, ... of the
         one-process stream, and yields this shard's share of n; interleaving the shards in turn (shard 0's
         first name, shard 1's first, ...) restores the one-process order.
@@ -150,11 +164,14 @@ class Generator:
         most_likely=True yields the n likeliest names instead (see `most_likely`).
         """
         check_count(n)
-        controls = self._controls(temperature, top_k, top_p, prefix, min_length, max_length)
+        require(isinstance(exact, bool), "exact", "must be True or False", exact)
+        constraints = checked_constraints(self.lowercase, ends_with, contains, pattern, blocklist)
+        controls = self._controls(temperature, top_k, top_p, prefix, min_length, max_length, constraints, exact)
         excluded = self._excluded(exclude)
         rejected = set(excluded | self.known_names if novel else excluded)  # grows with --unique
         if most_likely:
-            refuse_with_most_likely(temperature=temperature, top_k=top_k, top_p=top_p, shard=shard)
+            refuse_with_most_likely(temperature=temperature, top_k=top_k, top_p=top_p, shard=shard,
+                                    exact=exact or None)  # fmt: skip
             yield from self._most_likely(n, controls, rejected)
             return
         batch_size = self.default_batch_size if batch_size is None else batch_size
@@ -166,7 +183,8 @@ class Generator:
         streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
         max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
         stall = 1 if controls.greedy else STALL_SAMPLES
-        found = attempts = since_found = too_long = 0
+        found = attempts = since_found = 0
+        dropped: Counter[Rejected] = Counter()  # samples that gave no name, by why
         while attempts < max_attempts and since_found < stall:
             # While every sample passed, a batch is what is missing; once some are rejected, batches grow.
             missing = wanted - found
@@ -174,7 +192,7 @@ class Generator:
             size = min(batch_size, max_attempts - attempts, growing)
             for scored in draw_batch(self, streams, attempts, size, controls):
                 attempts += 1
-                if scored is not None and scored.name not in rejected:
+                if isinstance(scored, ScoredName) and scored.name not in rejected:
                     if unique:
                         rejected.add(scored.name)
                     yield scored
@@ -183,20 +201,28 @@ class Generator:
                         return
                 else:
                     since_found += 1
-                    too_long += scored is None
+                    if isinstance(scored, Rejected):
+                        dropped[scored] += 1
                 if since_found >= stall or attempts >= max_attempts:
                     break
+        unmet = dropped[Rejected.UNMET]
         raise NotEnoughNames(
             f"found only {found} of {wanted} names after {attempts} samples: "
-            f"{self._rejections(attempts - found - too_long, too_long, unique, novel, bool(excluded), controls)}; "
-            "try a higher temperature, a larger model, or fewer names",
+            f"{self._rejections(attempts - found, dropped, unique, novel, bool(excluded), constraints, controls)}; "
+            "try a higher temperature, a larger model, or fewer names"
+            + (", or drop --exact (exact=True): a masked draw meets the constraints every time" * bool(unmet)),
             found=found,
         )
 
-    def _rejections(self, filtered: int, too_long: int, unique: bool, novel: bool, excluding: bool, controls) -> str:
+    def _rejections(self, rejected: int, dropped: Counter, unique, novel, excluding, constraints, controls) -> str:
         """What rejected the samples that were not kept, for the shortfall message."""
+        too_long, unmet = dropped[Rejected.TOO_LONG], dropped[Rejected.UNMET]
+        filtered = rejected - too_long - unmet
         named = [name for name, on in (("unique", unique), ("novel", novel), ("exclude", excluding)) if on]
         reasons = [f"the filters ({', '.join(named)}) rejected {filtered:,}"] if filtered else []
+        if unmet:
+            given, longest = ", ".join(constraints.given()), controls.max_length
+            reasons.append(f"{unmet:,} could not meet the constraints ({given}) within max_length ({longest})")
         if too_long:
             form = " or were not in normal form" if self.rules.may_denormalize else ""
             reasons.append(f"{too_long:,} ran past max_length ({controls.max_length}){form}")
@@ -211,15 +237,21 @@ class Generator:
         max_length: int | None = None,
         novel: bool = False,
         exclude: Iterable[str] = (),
+        ends_with: str | None = None,
+        contains: str | Iterable[str] = (),
+        pattern: str | None = None,
+        blocklist: Iterable[str] = (),
     ) -> list[ScoredName]:
         """The `n` names of highest model probability, likeliest first: an exact best-first search.
 
         Prefixes are expanded in order of probability; a name is final when no open prefix is likelier,
         since extending a prefix can only lower its probability. Fewer names come back only when the
-        length range, prefix and filters allow fewer.
+        length range, prefix, constraints and filters allow fewer. With constraints it is still exact: the
+        search cuts the branches their automaton rules out and ranks the rest by the model's own probabilities.
         """
         return list(self.iter_sample(n, prefix=prefix, min_length=min_length, max_length=max_length, novel=novel,
-                                     exclude=exclude, most_likely=True))  # fmt: skip
+                                     exclude=exclude, ends_with=ends_with, contains=contains, pattern=pattern,
+                                     blocklist=blocklist, most_likely=True))  # fmt: skip
 
     def _excluded(self, exclude: Iterable[str]) -> frozenset[str]:
         """The excluded names, normalised."""
@@ -227,17 +259,14 @@ class Generator:
             raise TypeError("exclude must be a collection of names, not a single string")
         return frozenset(self.normalize(name) for name in exclude)
 
-    def _controls(self, temperature, top_k, top_p, prefix, min_length, max_length) -> Controls:
-        prefix = self._normalize_prefix(prefix)
-        return sampling_controls(
+    def _controls(self, temperature, top_k, top_p, prefix, min_length, max_length, constraints: Constraints,
+                  exact: bool) -> Controls:  # fmt: skip
+        prefix = normalize_fragment(prefix, self.lowercase, followed=True)  # a trailing space: a word to follow
+        controls = sampling_controls(
             self.vocab, prefix, self.default_max_length, temperature, top_k, top_p, min_length, max_length
         )
-
-    def _normalize_prefix(self, prefix: str) -> str:
-        """The start of a normalised name: as a name, but a trailing space (a word to follow) is kept."""
-        if isinstance(prefix, str) and prefix[-1:].isspace() and prefix.strip():
-            return self.normalize(prefix) + " "
-        return self.normalize(prefix)
+        automaton = compile_constraints(constraints, controls, self.vocab, self.rules, self.lowercase, self.device)
+        return replace(controls, automaton=automaton, exact=exact and automaton is not None)
 
     @torch.inference_mode()
     def read_prefix(self, controls: Controls) -> tuple[torch.Tensor, State, float]:
@@ -258,7 +287,17 @@ class Generator:
     @torch.inference_mode()
     def _most_likely(self, n: int, controls: Controls, rejected: set[str]) -> Iterator[ScoredName]:
         """Best-first search over the tree of prefixes; yields names likeliest first (see `most_likely`)."""
-        yield from BestFirst(self, controls, rejected, n).run()
+        search, found = BestFirst(self, controls, rejected, n), 0
+        for scored in search.run():
+            found += 1
+            yield scored
+        if search.cut_short:
+            raise NotEnoughNames(
+                f"found only {found} of the {n} most likely names after reading {search.max_prefixes:,} prefixes, "
+                "the most the search reads (the model spreads its probability thinly there); "
+                "ask for fewer or shorter names (max_length), or sample them",
+                found=found,
+            )
 
     @torch.inference_mode()
     def score(self, names: Sequence[str], *, sort: bool = False) -> list[ScoredName]:

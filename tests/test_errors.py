@@ -103,6 +103,7 @@ def test_the_table_covers_the_issue_list():
                    "truncated.pt", "random.pt", "future.pt", "evil.pt", "crafted.pt", "flipped.pt", "-n 0", "--top-k 0",
                    "--top-p", "--min-length", "--device cuda", "notadir.txt", "fifo", "huge.txt", "control.txt",
                    "quotes.txt", "bomb.yaml", "batch_size=1000", "--max-length 1000000000", "'0.1'", "/dev/full",
-                   "early", "busy", "mixed", "--resume missing"]:  # fmt: skip
+                   "early", "busy", "mixed", "--resume missing", "--pattern", "--ends-with", "--blocklist",
+                   "--exact"]:  # fmt: skip
         assert needle in commands, needle
     assert re.search(r"--set train\.lr(?!=)", commands), "a --set without '='"

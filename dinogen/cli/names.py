@@ -39,6 +39,20 @@ def _length(flag: str, **settings):
     "--max-length",
     help="Longest name, prefix included [default: twice the longest training name]; longer ones are dropped.",
 )
+@click.option("--ends-with", help="Every name ends with this text.")
+@click.option("--contains", multiple=True, help="Every name contains this text; repeatable: each must appear.")
+@click.option(
+    "--pattern",
+    help="Every name, as a whole, matches this regular expression (literals, ., [a-z], *, +, ?, {m,n}, |, groups).",
+)
+@click.option(
+    "--blocklist", type=click.Path(), help="No name contains a text listed in this file (one per line; case ignored)."
+)
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Meet the constraints by rejection: the model's own distribution given them (slower), not a masked draw.",
+)
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--novel", is_flag=True, help="No name from the names file the model learned from.")
 @click.option("--exclude", type=click.Path(), help="No name listed in this file.")
@@ -68,7 +82,7 @@ def _length(flag: str, **settings):
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
 )
 @global_options
-def sample(checkpoint, exclude, device, fmt, output, **options) -> None:
+def sample(checkpoint, exclude, blocklist, device, fmt, output, **options) -> None:
     """Write new names from a trained model.
 
     CHECKPOINT is a .pt file or a run directory (its best.pt) [default: the latest run in
@@ -83,6 +97,8 @@ def sample(checkpoint, exclude, device, fmt, output, **options) -> None:
       dinogen sample -n 100000 --unique --novel --format jsonl -o names.jsonl
       dinogen sample -n 1000000 --seed 7 --shard 0/2 -o part0.txt   # and --shard 1/2 elsewhere
       dinogen sample --most-likely -n 20 --novel
+      dinogen sample -n 20 --ends-with raptor --exact
+      dinogen sample -n 20 --pattern '^[a-z]{4,8}(saurus|raptor)$' --blocklist rude.txt
     """
     from dinogen.controls import shard_share
     from dinogen.data import read_names
@@ -92,7 +108,8 @@ def sample(checkpoint, exclude, device, fmt, output, **options) -> None:
 
     generator = generator_for(checkpoint, device)
     excluded = read_names(exclude, lowercase=generator.lowercase) if exclude else ()
-    records = generator.iter_sample(exclude=excluded, **options)
+    blocked = read_names(blocklist, lowercase=generator.lowercase) if blocklist else ()
+    records = generator.iter_sample(exclude=excluded, blocklist=blocked, **options)
     if output is not None and sys.stderr.isatty():  # a progress bar while names go to a file
         from tqdm import tqdm
 
