@@ -205,6 +205,10 @@ class Automaton:
             allowed[:, BOUNDARY] = self.accepting[states] & (lengths[:, 0] >= self.min_length)
         return logits.masked_fill(~allowed, -math.inf)
 
+    def on_shortest_way(self, states: torch.Tensor) -> torch.Tensor:
+        """(b, V): the tokens that take states (b,) one character nearer acceptance; in accepting states, the end."""
+        return self.cost[states] == self.distance[states][:, None]
+
     def step(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The states (b,) after `tokens` (b,)."""
         return self.transitions[states, tokens]

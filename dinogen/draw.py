@@ -3,8 +3,10 @@
 Two strategies give the same names: a CPU is fastest when finished rows leave the batch (`compact`); a GPU when
 shapes stay fixed and finished rows are masked (`fixed`). Each character is drawn at the row's own uniform number.
 With constraints, each row also carries its state in their automaton: a masked draw (the default) draws only among
-the characters after which the row can still be finished, renormalising the model's distribution over them; an
-exact draw (`Controls.exact`) draws from the model's own distribution and drops a row once it cannot be finished.
+the characters after which the row can still be finished, renormalising the model's distribution over them, and
+when the model draws the end before the constraints are met, finishes the name along a shortest way to meet them
+(`Draw.masked_choice`); an exact draw (`Controls.exact`) draws from the model's own distribution and drops a row once it
+cannot be finished.
 """
 
 import ctypes
@@ -23,6 +25,8 @@ from dinogen.streams import RowStreams
 if TYPE_CHECKING:  # only for type hints: the Generator draws the batches
     from dinogen.sample import Generator
 
+FINISHING_STEPS = 1 << 20  # a finishing character's uniform number is step t + this one's: its own stream
+
 
 class Rejected(enum.Enum):
     """Why a draw gave no name."""
@@ -38,7 +42,7 @@ def draw_batch(
     """Stream draws first..first+size-1: a ScoredName each, or why the draw gave no name."""
     logits, state, prefix_log_prob = generator.read_prefix(controls)
     draw = Draw(generator, controls, streams.keys(first, size), logits.expand(size, -1), repeat_rows(state, size))
-    tokens, log_probs, ended = draw.fixed() if generator.fixed_shapes else draw.compact()
+    tokens, log_probs, ended = draw.fixed() if draw.fixed_shapes else draw.compact()
     totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
     prefix_text = generator.vocab.decode(controls.prefix_ids)
     names = [prefix_text + name for name in generator.decoder(tokens)]
@@ -55,6 +59,7 @@ class Draw:
 
     def __init__(self, generator: "Generator", controls: Controls, keys: torch.Tensor, logits, state):
         self.model, self.rules, self.controls = generator.model, generator.rules, controls
+        self.fixed_shapes = generator.fixed_shapes
         self.keys, self.logits, self.state = keys, logits, state  # (B, 2), (B, V), (layers, B, H)
         size, device = keys.shape[0], keys.device
         self.prefix_length = len(controls.prefix_ids)
@@ -68,15 +73,42 @@ class Draw:
         self.steered = self.automaton is not None and not controls.exact  # the automaton masks the draw
         # (B,) each row's state in the automaton; without constraints there is none, and nothing to carry.
         self.states = None if self.automaton is None else torch.full((size,), self.automaton.start, device=device)
+        # (B,) masked draws only: rows whose model drew the end before the constraints were met, being finished
+        self.finishing = torch.zeros(size, dtype=torch.bool, device=device) if self.steered else None
 
-    def choose(self, t: int, keys: torch.Tensor, states: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step t's token of each row (b,) and the model's (untempered, unmasked) log-probability of it."""
-        if self.steered:  # the automaton holds the character rules and the length range too
-            allowed = self.automaton.mask(self.logits, states, self.prefix_length + t)
+    def choose(self, t: int, keys: torch.Tensor, states, finishing) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step t's token of each row (b,), the model's (untempered, unmasked) log-probability of it, `finishing`."""
+        if self.steered:
+            token, finishing = self.masked_choice(t, keys, states, finishing)
         else:
             allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
-        token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
-        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+            token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
+        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1), finishing
+
+    def masked_choice(self, t: int, keys: torch.Tensor, states: torch.Tensor, finishing: torch.Tensor):
+        """A masked draw's tokens (b,) and rows finishing: the model's characters after which the name can still be
+        finished (the automaton holds the character rules and the length range too), until it draws the end too soon.
+
+        From then on the name is finished along a shortest way to meet the constraints: each character is drawn, in
+        the model's proportions, among those one step nearer, and the name ends once they are met. So a name the
+        model would end as `velocisa` becomes `velocisaraptor`, not a long run that reaches `raptor` by chance.
+        """
+        length = self.prefix_length + t
+        allowed = self.automaton.mask(self.logits, states, length)  # (b, V)
+        nearer = allowed.masked_fill(~self.automaton.on_shortest_way(states), -math.inf)
+        nearer = torch.where(nearer.isinf().all(1, keepdim=True), allowed, nearer)  # none below min_length
+        wishing = ~finishing & ~self.automaton.accepting[states] & (length >= self.controls.min_length)  # (b,)
+        own = allowed.clone()
+        own[:, BOUNDARY] = torch.where(wishing, self.logits[:, BOUNDARY], allowed[:, BOUNDARY])  # the end, as a wish
+        token = pick(torch.where(finishing[:, None], nearer, own), self.controls, RowStreams.uniform(keys, t))
+        wished = wishing & (token == BOUNDARY)
+        if self.fixed_shapes:  # every row draws its finishing character too: no wait for the device
+            finish = pick(nearer, self.controls, RowStreams.uniform(keys, t + FINISHING_STEPS))
+            return torch.where(wished, finish, token), finishing | wished
+        rows = wished.nonzero().squeeze(1)  # on a CPU only the few rows that start finishing here draw again
+        if len(rows):
+            token[rows] = pick(nearer[rows], self.controls, RowStreams.uniform(keys[rows], t + FINISHING_STEPS))
+        return token, finishing | wished
 
     def follow(self, t: int, states, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The rows' states after step t's tokens, and for exact draws which rows can no longer be finished."""
@@ -90,9 +122,9 @@ class Draw:
     def compact(self):
         """Rows that end leave the batch, so the remaining steps cost only what is still being written."""
         alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
-        keys, states = self.keys, self.states
+        keys, states, finishing = self.keys, self.states, self.finishing
         for t in range(self.steps):
-            token, log_prob = self.choose(t, keys, states)
+            token, log_prob, finishing = self.choose(t, keys, states, finishing)
             self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
             done = stopping = token == BOUNDARY
             states, failed = self.follow(t, states, token)
@@ -105,15 +137,16 @@ class Draw:
                 break  # rows still going at the last step ran past max_length
             alive, keys, self.last = alive[going], keys[going], token[going]
             states = None if states is None else states[going]
+            finishing = None if finishing is None else finishing[going]
             self.logits, self.state = self.model.step(self.last, select_rows(self.state, going))
         return self.tokens, self.log_probs, self.ended
 
     def fixed(self, check_every: int = 8):
         """All rows step together with fixed shapes; the host asks whether any row is going every few steps."""
         going = torch.ones_like(self.ended)
-        states = self.states
+        states, finishing = self.states, self.finishing
         for t in range(self.steps):
-            token, log_prob = self.choose(t, self.keys, states)
+            token, log_prob, finishing = self.choose(t, self.keys, states, finishing)
             token = token.where(going, BOUNDARY)  # a finished row keeps writing the boundary
             self.tokens[:, t], self.log_probs[:, t] = token, log_prob.where(going, 0.0)
             states, failed = self.follow(t, states, token)  # a finished row keeps its state

@@ -153,8 +153,9 @@ class Generator:
         Constraints: every name ends with `ends_with`, contains each text of `contains` (one string or several),
         matches `pattern` as a whole (the regular expressions of `pattern.py`) and holds no text of `blocklist`
         (case ignored). They are one automaton whose dead states mask the draw, so every name meets them; the
-        draw renormalises the model's next-character distribution over the allowed characters at each step,
-        which is not the model's distribution given the constraints. exact=True draws from that one instead, by
+        draw follows the model among the allowed characters and, once it draws the end too soon, finishes the
+        name along a shortest way to meet them (draw.Draw.masked_choice): not the model's distribution given
+        the constraints. exact=True draws from that one instead, by
         rejection (the names of the plain stream that meet the constraints), at 1 / P(constraints) samples a name.
         shard=(k, m) keeps only stream names i with i % m == k, i.e. names k, k + m, k + 2m, ... of the
         one-process stream, and yields this shard's share of n; interleaving the shards in turn (shard 0's

@@ -112,6 +112,23 @@ def test_a_masked_draw_renormalises_the_next_character_over_the_allowed_ones(gen
         assert sum(name[0] == char for name in names) / len(names) == pytest.approx(probability, abs=0.015), char
 
 
+@pytest.mark.parametrize("strategy", ["compact", "fixed"])
+def test_a_name_the_model_ends_too_soon_is_finished_along_a_shortest_way(generator, fixed, strategy):
+    """Up to where the model draws the end, a masked draw is the plain stream; then the shortest way is written."""
+    chosen = generator if strategy == "compact" else fixed
+    plain = chosen.sample(300, seed=3, max_length=30)  # 30 + 3 fits: the mask never bites before the end
+    finished = chosen.sample(300, seed=3, ends_with="rus", max_length=33)
+    for short, long in zip(plain, finished, strict=True):
+        if short.endswith("rus"):
+            assert long == short
+        else:  # the fewest characters that end the name in "rus", overlapping its end where it can
+            ways = [short + "rus"[k:] for k in range(3) if short.endswith("rus"[:k]) or k == 0]
+            assert long == min(ways, key=len), short
+    # the characters on the way are drawn in the model's proportions: a pattern whose ends differ takes both
+    ends = {name[-2:] for name in chosen.sample(300, seed=3, pattern="[a-z]{2,}(us|on)")}
+    assert ends == {"us", "on"}
+
+
 def test_exact_sampling_is_the_plain_stream_filtered_by_the_constraints(generator, fixed):
     options = {"ends_with": "us", "contains": "o", "blocklist": ["sa"]}
     plain = generator.sample(5000, seed=6)
