@@ -13,6 +13,7 @@ MAX_STEPS = 10**9  # train.max_steps, warmup_steps and eval_every
 MAX_COUNT = 10**6  # train.epochs, patience and plateau_patience
 MAX_SECONDS = 30 * 24 * 3600  # train.max_time: 30 days
 MAX_NAMES = 10**9  # sample -n and the M of --shard K/M
+MAX_ATTEMPTS = 10**12  # sample --max-attempts: samples drawn in all (days at a million a second)
 MAX_SAMPLES = 10**6  # evaluate --samples
 MAX_TOP_K = 10**6  # sample --top-k: more than any vocabulary
 MAX_TEMPERATURE = 100.0  # sample --temperature: above it every allowed character is about equally likely

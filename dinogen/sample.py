@@ -31,8 +31,8 @@ from dinogen.controls import (
 from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_fragment, normalize_name
 from dinogen.device import resolve_device
 from dinogen.draw import Rejected, RowDecoder, draw_batch
-from dinogen.errors import ConfigError, DinogenError, require
-from dinogen.limits import MAX_NAME_LENGTH
+from dinogen.errors import ConfigError, DinogenError, require, require_between
+from dinogen.limits import MAX_ATTEMPTS, MAX_NAME_LENGTH
 from dinogen.model import CharRNN, Ensemble
 from dinogen.rules import CharacterRules
 from dinogen.scored import ScoredName
@@ -182,6 +182,7 @@ class Generator:
         if wanted == 0:
             return
         streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
+        require_between(max_attempts, "max_attempts", 1, MAX_ATTEMPTS, nullable=True)
         max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
         stall = 1 if controls.greedy else STALL_SAMPLES
         found = attempts = since_found = 0

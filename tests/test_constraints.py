@@ -147,6 +147,13 @@ def test_exact_sampling_gives_up_with_the_attempts_bound_and_says_why(generator)
     assert len(generator.sample(5, seed=0, ends_with="zyx")) == 5  # the masked draw always finds them
 
 
+def test_max_attempts_bounds_an_exact_draw_on_the_command_line(trained_run):
+    result = invoke("sample", trained_run, "-n", 5, "--exact", "--ends-with", "zyx", "--max-attempts", 300, "--seed", 0)
+    assert result.exit_code == 3 and "after 300 samples" in result.stderr
+    with pytest.raises(OptionError, match="max_attempts must be in"):
+        Generator.from_checkpoint(trained_run).sample(5, max_attempts="300")
+
+
 def test_most_likely_with_constraints_is_the_top_of_a_brute_force_ranking(generator):
     """Every name of up to 3 characters scored, filtered with Python's tools, ranked: the search gives its top."""
     chars = generator.vocab.chars

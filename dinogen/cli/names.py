@@ -7,7 +7,7 @@ import click
 
 from dinogen.cli.common import DEVICE_OPTION, Number, Shard, generator_for, global_options
 from dinogen.formats import NAME_FORMATS
-from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE, MAX_TOP_K
+from dinogen.limits import MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE, MAX_TOP_K
 
 
 def _length(flag: str, **settings):
@@ -52,6 +52,11 @@ def _length(flag: str, **settings):
     "--exact",
     is_flag=True,
     help="Meet the constraints by rejection: the model's own distribution given them (slower), not a masked draw.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, MAX_ATTEMPTS),
+    help="Stop after drawing this many samples [default: max(20 N, 40960)]; exit 3 with the names found.",
 )
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--novel", is_flag=True, help="No name from the names file the model learned from.")
