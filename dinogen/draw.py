@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from dinogen.automaton import Finishing
 from dinogen.controls import Controls
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.scored import ScoredName
@@ -71,60 +72,63 @@ class Draw:
         self.last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=device)
         self.automaton = controls.automaton
         self.steered = self.automaton is not None and not controls.exact  # the automaton masks the draw
-        # (B,) each row's state in the automaton; without constraints there is none, and nothing to carry.
+        self.finishing = Finishing(self.automaton) if self.steered else None
+        # (B,) each row's state in the automaton (in a masked draw, in `finishing`); without constraints, none.
         self.states = None if self.automaton is None else torch.full((size,), self.automaton.start, device=device)
-        # (B,) masked draws only: rows whose model drew the end before the constraints were met, being finished
-        self.finishing = torch.zeros(size, dtype=torch.bool, device=device) if self.steered else None
 
-    def choose(self, t: int, keys: torch.Tensor, states, finishing) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Step t's token of each row (b,), the model's (untempered, unmasked) log-probability of it, `finishing`."""
+    def choose(self, t: int, keys: torch.Tensor, states) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Step t's token of each row (b,), the model's (untempered, unmasked) log-probability of it, and the
+        rows' states as drawing it left them (a masked draw's rows may start finishing)."""
         if self.steered:
-            token, finishing = self.masked_choice(t, keys, states, finishing)
+            token, states = self.masked_choice(t, keys, states)
         else:
             allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
             token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
-        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1), finishing
+        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1), states
 
-    def masked_choice(self, t: int, keys: torch.Tensor, states: torch.Tensor, finishing: torch.Tensor):
-        """A masked draw's tokens (b,) and rows finishing: the model's characters after which the name can still be
-        finished (the automaton holds the character rules and the length range too), until it draws the end too soon.
+    def masked_choice(self, t: int, keys: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A masked draw's tokens (b,): the model's, among the characters after which the name can still be finished
+        (the automaton holds the character rules and the length range too), until it draws the end too soon.
 
         From then on the name is finished along a shortest way to meet the constraints: each character is drawn, in
         the model's proportions, among those one step nearer, and the name ends once they are met. So a name the
-        model would end as `velocisa` becomes `velocisaraptor`, not a long run that reaches `raptor` by chance.
+        model would end as `tarimgia` becomes `tarimgiaraptor`, not a long run that reaches `raptor` by chance.
         """
-        length = self.prefix_length + t
-        allowed = self.automaton.mask(self.logits, states, length)  # (b, V)
-        nearer = allowed.masked_fill(~self.automaton.on_shortest_way(states), -math.inf)
-        nearer = torch.where(nearer.isinf().all(1, keepdim=True), allowed, nearer)  # none below min_length
-        wishing = ~finishing & ~self.automaton.accepting[states] & (length >= self.controls.min_length)  # (b,)
-        own = allowed.clone()
-        own[:, BOUNDARY] = torch.where(wishing, self.logits[:, BOUNDARY], allowed[:, BOUNDARY])  # the end, as a wish
-        token = pick(torch.where(finishing[:, None], nearer, own), self.controls, RowStreams.uniform(keys, t))
-        wished = wishing & (token == BOUNDARY)
-        if self.fixed_shapes:  # every row draws its finishing character too: no wait for the device
+        length, min_length = self.prefix_length + t, self.controls.min_length
+        finishing = self.finishing
+        if length + 1 < min_length:  # nobody finishes yet: the automaton's own rows for short names
+            allowed = self.automaton.mask(self.logits, states, length)
+        else:
+            allowed = self.logits.masked_fill(~finishing.allowed(states, length, min_length), -math.inf)
+        token = pick(allowed, self.controls, RowStreams.uniform(keys, t))
+        wished = (token == BOUNDARY) & finishing.wishes[states]  # (b,) rows that start finishing here
+        if self.fixed_shapes:  # every row draws a finishing character too: no wait for the device
+            states = torch.where(wished, states + finishing.size, states)
+            nearer = self.logits.masked_fill(~finishing.allowed(states, length, min_length), -math.inf)
             finish = pick(nearer, self.controls, RowStreams.uniform(keys, t + FINISHING_STEPS))
-            return torch.where(wished, finish, token), finishing | wished
+            return torch.where(wished, finish, token), states
         rows = wished.nonzero().squeeze(1)  # on a CPU only the few rows that start finishing here draw again
         if len(rows):
-            token[rows] = pick(nearer[rows], self.controls, RowStreams.uniform(keys[rows], t + FINISHING_STEPS))
-        return token, finishing | wished
+            states[rows] += finishing.size
+            nearer = self.logits[rows].masked_fill(~finishing.allowed(states[rows], length, min_length), -math.inf)
+            token[rows] = pick(nearer, self.controls, RowStreams.uniform(keys[rows], t + FINISHING_STEPS))
+        return token, states
 
     def follow(self, t: int, states, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The rows' states after step t's tokens, and for exact draws which rows can no longer be finished."""
         if self.automaton is None:
             return None, None
+        if self.steered:
+            return self.finishing.transitions[states, token], None
         states = self.automaton.step(states, token)
-        if not self.controls.exact:
-            return states, None
         return states, ~self.automaton.still_possible(states, token == BOUNDARY, self.prefix_length + t + 1)
 
     def compact(self):
         """Rows that end leave the batch, so the remaining steps cost only what is still being written."""
         alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
-        keys, states, finishing = self.keys, self.states, self.finishing
+        keys, states = self.keys, self.states
         for t in range(self.steps):
-            token, log_prob, finishing = self.choose(t, keys, states, finishing)
+            token, log_prob, states = self.choose(t, keys, states)
             self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
             done = stopping = token == BOUNDARY
             states, failed = self.follow(t, states, token)
@@ -137,16 +141,15 @@ class Draw:
                 break  # rows still going at the last step ran past max_length
             alive, keys, self.last = alive[going], keys[going], token[going]
             states = None if states is None else states[going]
-            finishing = None if finishing is None else finishing[going]
             self.logits, self.state = self.model.step(self.last, select_rows(self.state, going))
         return self.tokens, self.log_probs, self.ended
 
     def fixed(self, check_every: int = 8):
         """All rows step together with fixed shapes; the host asks whether any row is going every few steps."""
         going = torch.ones_like(self.ended)
-        states, finishing = self.states, self.finishing
+        states = self.states
         for t in range(self.steps):
-            token, log_prob, finishing = self.choose(t, self.keys, states, finishing)
+            token, log_prob, states = self.choose(t, self.keys, states)
             token = token.where(going, BOUNDARY)  # a finished row keeps writing the boundary
             self.tokens[:, t], self.log_probs[:, t] = token, log_prob.where(going, 0.0)
             states, failed = self.follow(t, states, token)  # a finished row keeps its state
