@@ -144,7 +144,9 @@ class Generator:
         blocklist: Iterable[str] = (),
         exact: bool = False,
     ) -> Iterator[ScoredName]:
-        """Yield `n` scored names of the seed's stream that pass the filters, in stream order.
+        """`n` scored names of the seed's stream that pass the filters, in stream order, as an iterator.
+
+        The options are checked at the call, so a bad one raises before any name is drawn or written.
 
         temperature (default 1) 0 is greedy decoding; top_k and top_p restrict sampling to the likeliest
         characters. Names whose natural length is outside [min_length, max_length] are not kept (the end is
@@ -173,17 +175,31 @@ class Generator:
         if most_likely:
             refuse_with_most_likely(temperature=temperature, top_k=top_k, top_p=top_p, shard=shard,
                                     exact=exact or None)  # fmt: skip
-            yield from self._most_likely(n, controls, rejected)
-            return
+            return self._most_likely(n, controls, rejected)
         batch_size = self.default_batch_size if batch_size is None else batch_size
         check_batch_size(batch_size)
         first, step = stream_slice(shard, seed)
         wanted = shard_share(n, shard, seed)
-        if wanted == 0:
-            return
-        streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
         require_between(max_attempts, "max_attempts", 1, MAX_ATTEMPTS, nullable=True)
+        if wanted == 0:
+            return iter(())
+        streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
         max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
+        filters = (rejected, unique, novel, bool(excluded))
+        return self._stream(streams, wanted, batch_size, max_attempts, controls, constraints, filters)
+
+    def _stream(
+        self,
+        streams: RowStreams,
+        wanted: int,
+        batch_size: int,
+        max_attempts: int,
+        controls: Controls,
+        constraints: Constraints,
+        filters: tuple[set[str], bool, bool, bool],
+    ) -> Iterator[ScoredName]:
+        """The names of `streams` that pass the filters (rejected names, unique, novel, excluding), until `wanted`."""
+        rejected, unique, novel, excluding = filters
         stall = 1 if controls.greedy else STALL_SAMPLES
         found = attempts = since_found = 0
         dropped: Counter[Rejected] = Counter()  # samples that gave no name, by why
@@ -210,7 +226,7 @@ class Generator:
         unmet = dropped[Rejected.UNMET]
         raise NotEnoughNames(
             f"found only {found} of {wanted} names after {attempts} samples: "
-            f"{self._rejections(attempts - found, dropped, unique, novel, bool(excluded), constraints, controls)}; "
+            f"{self._rejections(attempts - found, dropped, unique, novel, excluding, constraints, controls)}; "
             "try a higher temperature, a larger model, or fewer names"
             + (", or drop --exact (exact=True): a masked draw meets the constraints every time" * bool(unmet)),
             found=found,

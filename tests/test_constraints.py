@@ -411,3 +411,11 @@ def test_names_at_the_edge_of_the_length_range_meet_the_constraints(generator):
     names = generator.sample(100, seed=0, ends_with="x", min_length=30, max_length=36, max_attempts=100)
     assert all(30 <= len(name) <= 36 and name.endswith("x") for name in names)
     assert not math.isnan(sum(s.log_prob for s in generator.iter_sample(20, seed=0, contains="xyz")))
+
+
+@pytest.mark.parametrize("bad", [["--pattern", "a("], ["--ends-with", "t-x"], ["--most-likely", "--top-k", 3]])
+def test_a_refused_option_writes_nothing_on_stdout_not_even_a_csv_header(trained_run, generator, bad):
+    result = invoke("sample", trained_run, "-n", 2, "--format", "csv", *bad)
+    assert result.exit_code == 2 and result.stdout == ""
+    with pytest.raises(OptionError):
+        generator.iter_sample(2, pattern="a(")  # at the call, before anything is drawn
