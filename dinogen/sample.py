@@ -224,10 +224,16 @@ class Generator:
                 if since_found >= stall or attempts >= max_attempts:
                     break
         unmet = dropped[Rejected.UNMET]
+        reasons = self._rejections(attempts - found, dropped, unique, novel, excluding, constraints, controls)
+        shortfall = f"found only {found} of {wanted} names after {attempts:,} samples"
+        if not reasons:  # every sample gave a name: only max_attempts stopped it
+            bound = "the most max_attempts allows; raise --max-attempts (max_attempts)"
+            raise NotEnoughNames(f"{shortfall}, {bound}", found=found)
+        tips = "a higher temperature, a larger model, or fewer names"
+        if since_found < stall:  # max_attempts stopped it, not a run of samples that gave none
+            tips = "a higher temperature, a larger model, fewer names or a higher --max-attempts (max_attempts)"
         raise NotEnoughNames(
-            f"found only {found} of {wanted} names after {attempts} samples: "
-            f"{self._rejections(attempts - found, dropped, unique, novel, excluding, constraints, controls)}; "
-            "try a higher temperature, a larger model, or fewer names"
+            f"{shortfall}: {reasons}; try {tips}"
             + (", or drop --exact (exact=True): a masked draw meets the constraints every time" * bool(unmet)),
             found=found,
         )

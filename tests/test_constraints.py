@@ -419,3 +419,12 @@ def test_a_refused_option_writes_nothing_on_stdout_not_even_a_csv_header(trained
     assert result.exit_code == 2 and result.stdout == ""
     with pytest.raises(OptionError):
         generator.iter_sample(2, pattern="a(")  # at the call, before anything is drawn
+
+
+def test_a_shortfall_says_what_stopped_it_even_when_no_sample_was_rejected(trained_run, generator):
+    with pytest.raises(NotEnoughNames, match=r"after 3 samples, the most max_attempts allows; raise --max-attempts"):
+        generator.sample(5, seed=0, ends_with="us", max_attempts=3)  # a masked draw rejects none: the bound stopped it
+    with pytest.raises(NotEnoughNames, match=r"could not meet .*; try .* a higher --max-attempts"):
+        generator.sample(5, seed=0, ends_with="zyx", exact=True, max_attempts=12)
+    result = invoke("sample", trained_run, "-n", 5, "--max-attempts", 3, "--pattern", "[a-z]+")
+    assert result.exit_code == 3 and "samples: ;" not in result.stderr and len(result.stdout.split()) == 3
