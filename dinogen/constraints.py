@@ -43,11 +43,8 @@ def checked_constraints(lowercase: bool, ends_with=None, contains=(), pattern=No
     require(pattern is None or isinstance(pattern, str), "pattern", "must be a string", pattern)
     if isinstance(blocklist, str):
         raise TypeError("blocklist must be a collection of texts, not a single string")
-    contains = [contains] if isinstance(contains, str) else list(contains or ())
-    blocklist = list(blocklist or ())
-    for keyword, texts in (("contains", contains), ("blocklist", blocklist)):
-        wrong = next((text for text in texts if not isinstance(text, str)), None)
-        require(wrong is None, keyword, "must hold strings only", wrong)
+    contains = _texts([contains] if isinstance(contains, str) else contains, "contains", "a string or a collection")
+    blocklist = _texts(blocklist, "blocklist", "a collection")
     inside = [normalize_fragment(text, lowercase, follows=True, followed=True) for text in contains + blocklist]
     return Constraints(
         normalize_fragment(ends_with or "", lowercase, follows=True),  # a leading space: the name's last word
@@ -55,6 +52,16 @@ def checked_constraints(lowercase: bool, ends_with=None, contains=(), pattern=No
         pattern,
         tuple(dict.fromkeys(text for text in inside[len(contains) :] if text)),
     )
+
+
+def _texts(texts, keyword: str, kind: str) -> list[str]:
+    """`texts` (None, or a collection of strings) as a list, refusing anything else, bytes and None items included."""
+    collection = texts is None or (isinstance(texts, Iterable) and not isinstance(texts, (bytes, bytearray)))
+    require(collection, keyword, f"must be {kind} of strings", texts)
+    texts = list(texts or ())
+    wrong = [text for text in texts if not isinstance(text, str)]
+    require(not wrong, keyword, "must hold strings only", wrong[0] if wrong else None)
+    return texts
 
 
 def compile_constraints(

@@ -428,3 +428,21 @@ def test_a_shortfall_says_what_stopped_it_even_when_no_sample_was_rejected(train
         generator.sample(5, seed=0, ends_with="zyx", exact=True, max_attempts=12)
     result = invoke("sample", trained_run, "-n", 5, "--max-attempts", 3, "--pattern", "[a-z]+")
     assert result.exit_code == 3 and "samples: ;" not in result.stderr and len(result.stdout.split()) == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"contains": 5}, "contains must be a string or a collection of strings, got 5"),
+        ({"contains": b"ra"}, "contains must be a string or a collection of strings, got b'ra'"),
+        ({"contains": [None]}, "contains must hold strings only, got null"),
+        ({"blocklist": 5}, "blocklist must be a collection of strings, got 5"),
+        ({"blocklist": b"rex"}, "blocklist must be a collection of strings, got b'rex'"),
+        ({"blocklist": ["rex", None]}, "blocklist must hold strings only, got null"),
+    ],
+    ids=str,
+)
+def test_texts_of_the_wrong_type_are_one_sentence(generator, options, message):
+    with pytest.raises(OptionError) as caught:
+        generator.sample(2, **options)
+    assert str(caught.value) == message
