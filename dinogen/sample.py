@@ -7,6 +7,7 @@ checks in `controls.py`, and the constraints' automaton in `constraints.py`.
 """
 
 import math
+import numbers
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -178,6 +179,8 @@ class Generator:
             return self._most_likely(n, controls, rejected)
         batch_size = self.default_batch_size if batch_size is None else batch_size
         check_batch_size(batch_size)
+        integer = isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+        require(seed is None or integer, "seed", "must be an integer or None", seed)
         first, step = stream_slice(shard, seed)
         wanted = shard_share(n, shard, seed)
         require_between(max_attempts, "max_attempts", 1, MAX_ATTEMPTS, nullable=True)
@@ -281,10 +284,15 @@ class Generator:
         """The excluded names, normalised."""
         if isinstance(exclude, str):
             raise TypeError("exclude must be a collection of names, not a single string")
-        return frozenset(self.normalize(name) for name in exclude)
+        require(exclude is None or isinstance(exclude, Iterable), "exclude", "must be a collection of names", exclude)
+        names = list(exclude or ())  # an iterator is read once
+        wrong = [name for name in names if not isinstance(name, str)]
+        require(not wrong, "exclude", "must hold strings only", wrong[0] if wrong else None)
+        return frozenset(self.normalize(name) for name in names)
 
     def _controls(self, temperature, top_k, top_p, prefix, min_length, max_length, constraints: Constraints,
                   exact: bool) -> Controls:  # fmt: skip
+        require(isinstance(prefix, str), "prefix", "must be a string", prefix)
         prefix = normalize_fragment(prefix, self.lowercase, followed=True)  # a trailing space: a word to follow
         controls = sampling_controls(
             self.vocab, prefix, self.default_max_length, temperature, top_k, top_p, min_length, max_length

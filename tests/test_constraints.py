@@ -446,3 +446,27 @@ def test_texts_of_the_wrong_type_are_one_sentence(generator, options, message):
     with pytest.raises(OptionError) as caught:
         generator.sample(2, **options)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prefix": None}, "prefix must be a string, got null"),
+        ({"prefix": b"ty"}, "prefix must be a string, got b'ty'"),
+        ({"exclude": [5]}, "exclude must hold strings only, got 5"),
+        ({"exclude": 5}, "exclude must be a collection of names, got 5"),
+        ({"seed": "a"}, "seed must be an integer or None, got 'a'"),
+        ({"seed": 1.5, "ends_with": "us"}, "seed must be an integer or None, got 1.5"),
+    ],
+    ids=str,
+)
+def test_options_of_the_wrong_type_are_one_sentence(generator, options, message):
+    with pytest.raises(OptionError) as caught:
+        generator.sample(2, **options)
+    assert str(caught.value) == message
+
+
+def test_exclude_may_be_an_iterator_or_none(generator):
+    names = generator.sample(20, seed=0)
+    assert generator.sample(20, seed=0, exclude=iter(names[:3]))[:3] != names[:3]
+    assert generator.sample(20, seed=0, exclude=None) == names
