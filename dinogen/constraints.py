@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dinogen.automaton import Automaton, product, substring_factor
+from dinogen.automaton import DEAD, Automaton, product, substring_factor
 from dinogen.controls import Controls, refuse_unseen
 from dinogen.data import Vocab, normalize_fragment
 from dinogen.errors import OptionError, require
@@ -95,7 +95,7 @@ def compile_constraints(
     if found is not None:
         automaton = Automaton(*found, first, controls.min_length, controls.max_length, device)
     if automaton is None or not bool(automaton.viable(torch.tensor(automaton.start, device=device), first)):
-        raise impossible(constraints, controls)
+        raise impossible(constraints, controls, any_length=automaton is None or automaton.start == DEAD)
     return automaton
 
 
@@ -106,11 +106,13 @@ def _blocked_words(blocklist: Iterable[str], vocab: Vocab, max_length: int) -> l
     return [word for word in words if len(word) <= max_length and all(symbol in known for symbol in word)]
 
 
-def impossible(constraints: Constraints, controls: Controls) -> OptionError:
-    """The sentence for constraints that no name of the length range can meet."""
+def impossible(constraints: Constraints, controls: Controls, any_length: bool = False) -> OptionError:
+    """The sentence for constraints that no name of the length range (or, `any_length`, of any length) can meet."""
     keywords = ["prefix"] * bool(controls.prefix_ids) + constraints.given()
     slots = [f"{{{i}}}" for i in range(len(keywords))]
     listed = slots[0] if len(slots) == 1 else ", ".join(slots[:-1]) + " and " + slots[-1] + " together"
     loosen = "it" if len(slots) == 1 else "one of them"
+    if any_length:  # the length range is not to blame: say so, rather than suggest loosening it
+        return OptionError(f"no name of any length can meet {listed}; loosen {loosen}", *keywords)
     lengths = f"{controls.min_length} to {controls.max_length} characters"
     return OptionError(f"no name of {lengths} can meet {listed}; loosen {loosen} or the length range", *keywords)
