@@ -7,6 +7,7 @@ checks in `controls.py`, and the constraints' automaton in `constraints.py`.
 """
 
 import math
+import numbers
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -144,7 +145,9 @@ class Generator:
         blocklist: Iterable[str] = (),
         exact: bool = False,
     ) -> Iterator[ScoredName]:
-        """Yield `n` scored names of the seed's stream that pass the filters, in stream order.
+        """`n` scored names of the seed's stream that pass the filters, in stream order, as an iterator.
+
+        The options are checked at the call, so a bad one raises before any name is drawn or written.
 
         temperature (default 1) 0 is greedy decoding; top_k and top_p restrict sampling to the likeliest
         characters. Names whose natural length is outside [min_length, max_length] are not kept (the end is
@@ -173,17 +176,33 @@ class Generator:
         if most_likely:
             refuse_with_most_likely(temperature=temperature, top_k=top_k, top_p=top_p, shard=shard,
                                     exact=exact or None)  # fmt: skip
-            yield from self._most_likely(n, controls, rejected)
-            return
+            return self._most_likely(n, controls, rejected)
         batch_size = self.default_batch_size if batch_size is None else batch_size
         check_batch_size(batch_size)
+        integer = isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+        require(seed is None or integer, "seed", "must be an integer or None", seed)
         first, step = stream_slice(shard, seed)
         wanted = shard_share(n, shard, seed)
-        if wanted == 0:
-            return
-        streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
         require_between(max_attempts, "max_attempts", 1, MAX_ATTEMPTS, nullable=True)
+        if wanted == 0:
+            return iter(())
+        streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
         max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
+        filters = (rejected, unique, novel, bool(excluded))
+        return self._stream(streams, wanted, batch_size, max_attempts, controls, constraints, filters)
+
+    def _stream(
+        self,
+        streams: RowStreams,
+        wanted: int,
+        batch_size: int,
+        max_attempts: int,
+        controls: Controls,
+        constraints: Constraints,
+        filters: tuple[set[str], bool, bool, bool],
+    ) -> Iterator[ScoredName]:
+        """The names of `streams` that pass the filters (rejected names, unique, novel, excluding), until `wanted`."""
+        rejected, unique, novel, excluding = filters
         stall = 1 if controls.greedy else STALL_SAMPLES
         found = attempts = since_found = 0
         dropped: Counter[Rejected] = Counter()  # samples that gave no name, by why
@@ -208,10 +227,16 @@ class Generator:
                 if since_found >= stall or attempts >= max_attempts:
                     break
         unmet = dropped[Rejected.UNMET]
+        reasons = self._rejections(attempts - found, dropped, unique, novel, excluding, constraints, controls)
+        shortfall = f"found only {found} of {wanted} names after {attempts:,} samples"
+        if not reasons:  # every sample gave a name: only max_attempts stopped it
+            bound = "the most max_attempts allows; raise --max-attempts (max_attempts)"
+            raise NotEnoughNames(f"{shortfall}, {bound}", found=found)
+        tips = "a higher temperature, a larger model, or fewer names"
+        if since_found < stall:  # max_attempts stopped it, not a run of samples that gave none
+            tips = "a higher temperature, a larger model, fewer names or a higher --max-attempts (max_attempts)"
         raise NotEnoughNames(
-            f"found only {found} of {wanted} names after {attempts} samples: "
-            f"{self._rejections(attempts - found, dropped, unique, novel, bool(excluded), constraints, controls)}; "
-            "try a higher temperature, a larger model, or fewer names"
+            f"{shortfall}: {reasons}; try {tips}"
             + (", or drop --exact (exact=True): a masked draw meets the constraints every time" * bool(unmet)),
             found=found,
         )
@@ -259,10 +284,15 @@ class Generator:
         """The excluded names, normalised."""
         if isinstance(exclude, str):
             raise TypeError("exclude must be a collection of names, not a single string")
-        return frozenset(self.normalize(name) for name in exclude)
+        require(exclude is None or isinstance(exclude, Iterable), "exclude", "must be a collection of names", exclude)
+        names = list(exclude or ())  # an iterator is read once
+        wrong = [name for name in names if not isinstance(name, str)]
+        require(not wrong, "exclude", "must hold strings only", wrong[0] if wrong else None)
+        return frozenset(self.normalize(name) for name in names)
 
     def _controls(self, temperature, top_k, top_p, prefix, min_length, max_length, constraints: Constraints,
                   exact: bool) -> Controls:  # fmt: skip
+        require(isinstance(prefix, str), "prefix", "must be a string", prefix)
         prefix = normalize_fragment(prefix, self.lowercase, followed=True)  # a trailing space: a word to follow
         controls = sampling_controls(
             self.vocab, prefix, self.default_max_length, temperature, top_k, top_p, min_length, max_length
