@@ -24,7 +24,7 @@ MAX_MIN_DELTA = 100.0  # train.min_delta, in nats per character
 MAX_AUTOMATON_STATES = 100_000  # sample constraints: their automaton's states (seconds to build, 12 B x vocabulary)
 MAX_PATTERN_CHARS = 1_000  # sample --pattern
 MAX_PATTERN_NESTING = 50  # groups inside groups in a --pattern
-MAX_SEARCH_PREFIXES = 1_000_000  # sample --most-likely: prefixes read (minutes; each keeps its state)
+MAX_SEARCH_PREFIXES = 200_000  # sample --most-likely: prefixes read (a minute or two, about 1 GB: each keeps its state)
 
 NAMES_FILE_BYTES = 100 * 2**20  # names files: --data, data.val_path, --exclude, score --file, evaluate --data
 CONFIG_FILE_BYTES = 2**20  # YAML configs

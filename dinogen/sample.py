@@ -163,8 +163,8 @@ class Generator:
         shard=(k, m) keeps only stream names i with i % m == k, i.e. names k, k + m, k + 2m, ... of the
         one-process stream, and yields this shard's share of n; interleaving the shards in turn (shard 0's
         first name, shard 1's first, ...) restores the one-process order.
-        Sampling stops after max_attempts samples (default max(20 n, 40,960)) or 40,960 samples in a
-        row that gave no name; NotEnoughNames is raised after the last name found.
+        Sampling stops after max_attempts samples (default max(20 n, 40,960); with exact constraints, none) or
+        after 40,960 samples in a row that gave no name; NotEnoughNames is raised after the last name found.
         most_likely=True yields the n likeliest names instead (see `most_likely`).
         """
         check_count(n)
@@ -187,7 +187,9 @@ class Generator:
         if wanted == 0:
             return iter(())
         streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
-        max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
+        if max_attempts is None:  # rejection for constraints costs 1 / P samples a name: only a stall stops it
+            rare = controls.exact and controls.automaton is not None
+            max_attempts = MAX_ATTEMPTS if rare else max(20 * wanted, STALL_SAMPLES)
         filters = (rejected, unique, novel, bool(excluded))
         return self._stream(streams, wanted, batch_size, max_attempts, controls, constraints, filters)
 
@@ -327,7 +329,9 @@ class Generator:
             raise NotEnoughNames(
                 f"found only {found} of the {n} most likely names after reading {search.max_prefixes:,} prefixes, "
                 "the most the search reads (the model spreads its probability thinly there); "
-                "ask for fewer or shorter names (max_length), or sample them",
+                "ask for fewer or shorter names (max_length)"
+                + ", loosen the constraints" * (controls.automaton is not None)
+                + ", or sample them",
                 found=found,
             )
 
