@@ -95,7 +95,9 @@ def _labelled_lines(text: str, where: str) -> list[tuple[str, str]]:
         name, tab, label = line.partition("\t")
         name, label, at = normalize_name(name, lowercase=False), normalize_label(label), f"{where} line {number}"
         if not tab:
-            raise DinogenError(f"{at} has no tab, but other lines do: each line of a labelled file is name<TAB>label")
+            raise DinogenError(
+                f"{at} has no tab, but other lines do: each line of a labelled file is a name, a tab and its label"
+            )
         if not label:
             raise DinogenError(f"{at} has a blank label after its tab; give the name's label or remove the tab")
         if not name:

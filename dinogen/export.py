@@ -8,7 +8,7 @@ import torch
 from dinogen import __version__
 from dinogen.checkpoint import Checkpoint, load_checkpoint
 from dinogen.data import BOUNDARY
-from dinogen.errors import ConfigError
+from dinogen.errors import ConfigError, DinogenError
 
 FORMATS = {"onnx": "model.onnx", "html": "names.html"}  # format -> the file written without -o
 FORMAT_VERSION = 1  # of the description below; a reader checks it before trusting the keys
@@ -24,10 +24,20 @@ def export_model(checkpoint_path: str | Path, output: str | Path | None = None, 
         from dinogen.onnx_export import export_onnx, require_onnx
 
         require_onnx()  # before the checkpoint is read: a missing extra is the first thing to hear about
-        return export_onnx(load_checkpoint(checkpoint_path), output)
+        return export_onnx(_unlabelled(load_checkpoint(checkpoint_path)), output)
     from dinogen.web_export import export_html
 
-    return [export_html(load_checkpoint(checkpoint_path), output)]
+    return [export_html(_unlabelled(load_checkpoint(checkpoint_path)), output)]
+
+
+def _unlabelled(checkpoint: Checkpoint) -> Checkpoint:
+    """The checkpoint, if its model learned names without labels: the exported step has no label input yet."""
+    if checkpoint.labels is not None:
+        raise DinogenError(
+            f"dinogen export writes models of unlabelled names only, and this one learned {len(checkpoint.labels):,} "
+            "labels; sample it with dinogen sample --label"
+        )
+    return checkpoint
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, Any]:

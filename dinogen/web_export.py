@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from dinogen.checkpoint import Checkpoint
 from dinogen.errors import DinogenError
@@ -92,8 +91,7 @@ def _member_tensors(member) -> list[tuple[str, torch.Tensor]]:
     """One CharRNN's weights as the page uses them, its first layer's input already projected for every character."""
     rnn = member.rnn
     # The first layer's input projection W_ih e + b_ih of every character: the table CharRNN.step looks up.
-    table = nn.functional.linear(member.embedding.weight, rnn.weight_ih_l0, rnn.bias_ih_l0)  # (V, G*H)
-    tensors = [("input_table", table)]
+    tensors = [("input_table", member.input_table())]  # (V, G*H)
     for layer in range(member.config.num_layers):
         if layer > 0:
             tensors += [(f"weight_ih_l{layer}", getattr(rnn, f"weight_ih_l{layer}")),
