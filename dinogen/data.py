@@ -161,7 +161,7 @@ def _refuse_many_labels(count: int, where: str) -> None:
 def _drop_long_names(pairs: list[tuple[str, str | None]], where: str, max_length: int) -> list[tuple[str, str | None]]:
     """The names of at most `max_length` characters, with a warning that counts the others; none left refuses them."""
     kept = [pair for pair in pairs if len(pair[0]) <= max_length]
-    shown = where.split(" ", 1)[1] if where.startswith("names file ") else where
+    shown = where.removeprefix("names file ")  # a file by its path, a folder as "folder ..."
     if not kept:
         raise DinogenError(f"every name in {shown} is longer than data.max_length ({max_length}); raise it")
     if len(kept) < len(pairs):
