@@ -4,8 +4,11 @@ by label, evaluate per label, info, the checkpoint's labels, and unlabelled mode
 import itertools
 import json
 import math
+import subprocess
+import sys
 from collections import Counter
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,11 +17,12 @@ from helpers import NAMES, PLACES, invoke
 from dinogen.bundled import bundled_model
 from dinogen.checkpoint import load_checkpoint, seal
 from dinogen.config import ModelConfig, parameter_shapes
-from dinogen.data import read_labelled_names, read_names, split_labelled_names
+from dinogen.data import BOUNDARY, read_labelled_names, read_names, split_labelled_names
 from dinogen.errors import DinogenError, OptionError
 from dinogen.evaluate import evaluate
 from dinogen.labels import LabelPlan, label_weights, largest_remainder
 from dinogen.model import build_model
+from dinogen.page_check import check_page, find_browser
 from dinogen.sample import Generator
 
 # Dinosaurs and places; the places' label is spelled three ways, which are one label.
@@ -355,3 +359,31 @@ def test_a_labelled_run_resumes(labelled_file, tmp_path):
     assert result.exit_code == 0, result.output
     checkpoint = load_checkpoint(f"{run}/last.pt")
     assert checkpoint.step == 50 and checkpoint.labels == ["dinosaur", "Place"]
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "onnx_sample.py"
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["--set", "model.label_conditioning=state", "--set", "model.cell=lstm", "--set", "model.ensemble=2"]]
+)
+def test_the_exported_step_and_page_write_names_for_a_label(labelled_file, tmp_path, extra):
+    run = train(tmp_path, labelled_file, *extra)
+    generator = Generator.from_checkpoint(run, device="cpu")
+    assert invoke("export", run, "-o", tmp_path / "model.onnx").exit_code == 0
+    description = json.loads((tmp_path / "model.json").read_text())
+    assert description["labels"] == ["dinosaur", "Place"] and ("initial_states" in description) == bool(extra)
+    args = [EXAMPLE, tmp_path / "model.onnx", "-n", 8, "--label", "place", "--seed", 1]
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    scores = generator.score([name for _, name in lines], label="place")
+    assert max(abs(s.log_prob - float(value)) for s, (value, _) in zip(scores, lines, strict=True)) <= 1e-4
+    if find_browser() is None:
+        pytest.skip("no Chromium: the page's labels are checked where it is installed")
+    assert invoke("export", run, "-o", tmp_path / "names.html").exit_code == 0
+    report = check_page(tmp_path / "names.html", {"prefixes": [""], "settings": {"label": "PLACE", "seed": 2}})
+    first = generator.model.step(torch.tensor([BOUNDARY]), None, torch.tensor([1]))[0].softmax(-1)[0].double()
+    assert (torch.tensor(report["probabilities"][""], dtype=torch.float64) - first).abs().max() <= 1e-5
+    page_scores = generator.score([entry["name"] for entry in report["names"]], label="Place")
+    assert max(abs(s.log_prob - e["log_prob"]) for s, e in zip(page_scores, report["names"], strict=True)) <= 1e-4
