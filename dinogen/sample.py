@@ -230,6 +230,8 @@ class Generator:
         # name found for a label fills that label's first open slot, and names leave in slot order. A slot whose draw
         # was rejected is filled by a later draw of its label, or by a re-draw from past the shard's part of the stream.
         labels = 1 if plan is None else len(plan.counts)
+        one = labels == 1  # no label or one: every name fills the next slot, so names leave as they are found
+        one_label = self.labels[0] if one and plan is not None else None  # a model of one label's
         open_slots: deque[int] = deque()  # the labels of the slots not yet written, in order
         waiting: list[deque[ScoredName]] = [deque() for _ in range(labels)]  # names found before their slot is next
         short = [0] * labels  # each label's slots so far less its names found
@@ -255,7 +257,8 @@ class Generator:
             scored_rows = draw_batch(self, streams.keys_at(draws), None if plan is None else batch_labels, controls)
             for label, scored in zip(row_labels, scored_rows, strict=True):
                 if slots:
-                    open_slots.append(label)
+                    if not one:
+                        open_slots.append(label)
                     short[label] += 1
                 elif not short[label]:
                     continue  # its label filled its slots earlier in this batch: this re-draw is not needed
@@ -263,12 +266,16 @@ class Generator:
                 if isinstance(scored, ScoredName) and scored.name not in rejected:
                     if unique:
                         rejected.add(scored.name)
-                    scored.label = None if self.labels is None else self.labels[label]
-                    waiting[label].append(scored)
                     short[label] -= 1
                     found, since_found = found + 1, 0
-                    while open_slots and waiting[open_slots[0]]:
-                        yield waiting[open_slots.popleft()].popleft()
+                    if one:
+                        scored.label = one_label
+                        yield scored
+                    else:
+                        scored.label = self.labels[label]
+                        waiting[label].append(scored)
+                        while open_slots and waiting[open_slots[0]]:
+                            yield waiting[open_slots.popleft()].popleft()
                     if found == wanted:
                         return
                 else:
