@@ -15,10 +15,11 @@ import torch
 
 from dinogen import __version__
 from dinogen.config import Config, parameter_shapes
-from dinogen.data import Vocab, folds_case
+from dinogen.data import Vocab, folds_case, normalize_label
 from dinogen.errors import ConfigError, DinogenError, shorten
 from dinogen.files import read_bytes
-from dinogen.limits import CHECKPOINT_BYTES
+from dinogen.labels import label_counts
+from dinogen.limits import CHECKPOINT_BYTES, MAX_LABEL_LENGTH, MAX_LABELS
 from dinogen.model import CharRNN, Ensemble, build_model
 from dinogen.output import output_file
 from dinogen.train import LRSchedule, Trainer
@@ -47,6 +48,12 @@ class Checkpoint:
     dinogen_version: str = __version__
     torch_version: str = str(torch.__version__)
     run_id: str = ""  # which run wrote it, as in its directory's config.yaml ("" before run ids existed)
+    # Labelled names only (None, and absent from the file, for unlabelled ones): the labels in index order, how
+    # many training names each has, and each training and validation name's label index.
+    labels: list[str] | None = None
+    label_counts: list[int] | None = None
+    train_label_ids: list[int] | None = None
+    val_label_ids: list[int] | None = None
 
     @property
     def lowercase(self) -> bool:
@@ -55,7 +62,7 @@ class Checkpoint:
 
     def build_model(self, device: torch.device | str = "cpu") -> CharRNN | Ensemble:
         """The trained model (a CharRNN, or an Ensemble of them), in eval mode, on `device`."""
-        model = build_model(len(self.vocab), self.config.model)
+        model = build_model(len(self.vocab), self.config.model, len(self.labels or ()))
         model.load_state_dict(self.model_state)
         return model.to(device).eval()
 
@@ -73,6 +80,7 @@ class Checkpoint:
             "parameters": sum(t.numel() for t in self.model_state.values()),
             "vocab_size": len(self.vocab),
             "vocab": "".join(self.vocab.chars),
+            **({} if self.labels is None else {"labels": dict(zip(self.labels, self.label_counts, strict=True))}),
             "data_path": self.data_path,
             "train_names": len(self.train_names),
             "val_names": len(self.val_names),
@@ -90,6 +98,7 @@ class Checkpoint:
     def to_dict(self) -> dict[str, Any]:
         """The payload: plain data and tensors only, so that it loads with torch.load(weights_only=True)."""
         raw = {item.name: getattr(self, item.name) for item in fields(self)}
+        raw = {key: value for key, value in raw.items() if key not in LABEL_FIELDS or self.labels is not None}
         return raw | {"config": self.config.to_dict(), "vocab": self.vocab.to_list()}
 
 
@@ -192,7 +201,8 @@ def _expect(condition: bool, problem: str) -> None:
 
 
 _STRINGS = ("data_path", "device", "created", "dinogen_version", "torch_version")
-_OPTIONAL = ("run_id",)  # fields that files of earlier releases lack
+LABEL_FIELDS = ("labels", "label_counts", "train_label_ids", "val_label_ids")  # all or none: labelled names only
+_OPTIONAL = ("run_id", *LABEL_FIELDS)  # fields that files of earlier releases (and of unlabelled names) lack
 _COUNTS = ("step", "epoch")
 
 
@@ -215,10 +225,11 @@ def validated_checkpoint(payload: Any) -> Checkpoint:
     _expect(len(payload["train_names"]) > 0, "train_names is empty")
     for name in _COUNTS:
         _expect(_is_count(payload[name]), f"{name} must be a non-negative integer, got {_kind(payload[name])}")
-    for name in _STRINGS + tuple(key for key in _OPTIONAL if key in payload):
+    for name in _STRINGS + (("run_id",) if "run_id" in payload else ()):
         _expect(isinstance(payload[name], str), f"{name} must be a string, got {_kind(payload[name])}")
     _expect(_is_record(payload["metrics"]), "metrics must be a mapping of names to plain values")
-    shapes = _check_model_state(payload["model_state"], len(vocab), config)
+    num_labels = _check_labels(payload)
+    shapes = _check_model_state(payload["model_state"], len(vocab), config, num_labels)
     trainer_state = payload["trainer_state"]
     _expect(isinstance(trainer_state, dict), f"trainer_state must be a mapping, got {_kind(trainer_state)}")
     if trainer_state:  # empty in a checkpoint made for sampling only; Run.resume refuses it
@@ -253,11 +264,46 @@ def _check_names(names: Any, field_name: str, vocab: Vocab) -> None:
     _expect(not unknown, f"{field_name} uses a character the vocab lacks: {min(unknown, default='')!r}")
 
 
-def _check_model_state(state: Any, vocab_size: int, config: Config) -> list[tuple[int, ...]]:
-    """Exactly the weights build_model(vocab_size, config.model) has, finite; returns their shapes in order."""
+def _check_labels(payload: dict) -> int:
+    """The label fields of labelled names (all of them, or none): distinct labels, counts and indices that agree.
+
+    Returns the number of labels (0 without them).
+    """
+    present = [name for name in LABEL_FIELDS if name in payload]
+    if not present:
+        return 0
+    _expect(len(present) == len(LABEL_FIELDS), f"it has {present[0]} but lacks the other label fields")
+    labels = payload["labels"]
+    _expect(
+        isinstance(labels, list) and 0 < len(labels) <= MAX_LABELS and all(isinstance(label, str) for label in labels),
+        f"labels must be a list of 1 to {MAX_LABELS:,} strings, got {_kind(labels)}",
+    )
+    for label in labels:
+        _expect(
+            0 < len(label) <= MAX_LABEL_LENGTH and normalize_label(label) == label,
+            f"labels holds {_short(label)}, which is not a label in normal form",
+        )
+    _expect(len({label.casefold() for label in labels}) == len(labels), "labels holds a label twice")
+    for name, names in (("train_label_ids", "train_names"), ("val_label_ids", "val_names")):
+        ids = payload[name]
+        _expect(
+            isinstance(ids, list) and len(ids) == len(payload[names]) and all(_is_count(i) for i in ids),
+            f"{name} must be a list of one label index per name of {names}",
+        )
+        _expect(all(i < len(labels) for i in ids), f"{name} holds an index past the {len(labels)} labels")
+    counts = payload["label_counts"]
+    _expect(
+        counts == label_counts(payload["train_label_ids"], len(labels)) and all(counts),
+        "label_counts must count each label's training names (at least one each)",
+    )
+    return len(labels)
+
+
+def _check_model_state(state: Any, vocab_size: int, config: Config, num_labels: int) -> list[tuple[int, ...]]:
+    """Exactly the weights build_model(vocab_size, config.model, num_labels) has, finite; their shapes in order."""
     _expect(isinstance(state, dict), f"model_state must be a mapping of weights, got {_kind(state)}")
     shapes = []
-    for name, shape in parameter_shapes(vocab_size, config.model):
+    for name, shape in parameter_shapes(vocab_size, config.model, num_labels):
         _expect(name in state, f"model_state lacks the weight {name} that a {config.model.cell} of this config has")
         _check_tensor(state[name], f"model_state {name}", shape)
         shapes.append(shape)

@@ -39,6 +39,7 @@ from dinogen.limits import (
 
 Cell = Literal["rnn", "gru", "lstm"]
 Implementation = Literal["fused", "reference"]
+Conditioning = Literal["input", "state"]
 Schedule = Literal["constant", "cosine", "plateau"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks stacked in each recurrent weight matrix: GRU r, z, n; LSTM i, f, g, o
@@ -71,43 +72,57 @@ class ModelConfig:
     dropout: float = 0.5  # dropout on embeddings, between layers and on outputs
     ensemble: int = 1  # models of this shape trained side by side, each on its own loss, averaged to predict
     impl: Implementation = "fused"  # fused: torch's kernels; reference: dinogen/cells.py, the equations in Python
+    label_dim: int = 16  # size of each label's learned vector (only for labelled names)
+    label_conditioning: Conditioning = "input"  # input: the label's vector beside every character's; state: h_0
 
     def validate(self) -> None:
         require_between(self.embedding_dim, "model.embedding_dim", 1, MAX_WIDTH)
         require_between(self.hidden_size, "model.hidden_size", 1, MAX_WIDTH)
+        require_between(self.label_dim, "model.label_dim", 1, MAX_WIDTH)
         require_between(self.num_layers, "model.num_layers", 1, MAX_LAYERS)
         require(0 <= self.dropout < 1, "model.dropout", "must be in [0, 1)", self.dropout)
         require_between(self.ensemble, "model.ensemble", 1, MAX_MEMBERS)
         self.check_parameters(vocab_size=2)  # the smallest vocabulary: the boundary and one character
 
-    def num_parameters(self, vocab_size: int) -> int:
-        """Weights and biases of a model of this shape over `vocab_size` tokens, as torch counts them."""
-        return sum(math.prod(shape) for _, shape in parameter_shapes(vocab_size, self))
+    def num_parameters(self, vocab_size: int, num_labels: int = 0) -> int:
+        """Weights and biases of a model of this shape over `vocab_size` tokens (and labels), as torch counts them."""
+        return sum(math.prod(shape) for _, shape in parameter_shapes(vocab_size, self, num_labels))
 
-    def check_parameters(self, vocab_size: int) -> None:
+    def check_parameters(self, vocab_size: int, num_labels: int = 0) -> None:
         """Refuse, before anything is allocated, a model larger than MAX_PARAMETERS."""
-        count = self.num_parameters(vocab_size)
+        count = self.num_parameters(vocab_size, num_labels)
         if count > MAX_PARAMETERS:
+            labels = f" and {num_labels:,} labels" if num_labels else ""
             raise ConfigError(
                 f"{f'an ensemble of {self.ensemble} ' if self.ensemble > 1 else 'a '}{self.cell} of "
                 f"{self.num_layers} layer(s), hidden_size {self.hidden_size} and embedding_dim {self.embedding_dim} "
-                f"over {vocab_size:,} characters has {count:,} parameters, more than the {MAX_PARAMETERS:,} dinogen "
-                "allows; make model.hidden_size, embedding_dim, num_layers or ensemble smaller"
+                f"over {vocab_size:,} characters{labels} has {count:,} parameters, more than the {MAX_PARAMETERS:,} "
+                "dinogen allows; make model.hidden_size, embedding_dim, num_layers or ensemble smaller"
             )
 
 
-def parameter_shapes(vocab_size: int, config: ModelConfig) -> Iterator[tuple[str, tuple[int, ...]]]:
+def parameter_shapes(
+    vocab_size: int, config: ModelConfig, num_labels: int = 0
+) -> Iterator[tuple[str, tuple[int, ...]]]:
     """The name and shape of each weight of the model, in `parameters()` order, without building one.
 
     Checking a checkpoint must not allocate what a damaged config asks for (nor start torch's meta
-    device, which takes a second); tests keep this equal to `build_model(...).state_dict()`.
+    device, which takes a second); tests keep this equal to `build_model(...).state_dict()`. A model of
+    unlabelled names (`num_labels` 0) has no label weights, and label_dim and label_conditioning change nothing.
     """
     embedding, hidden, gates = config.embedding_dim, config.hidden_size, GATES[config.cell] * config.hidden_size
+    by_input = num_labels > 0 and config.label_conditioning == "input"
+    first_input = embedding + config.label_dim if by_input else embedding  # the label's vector beside the character's
     # An ensemble holds its members as members.0, members.1, ...; a single model is the member itself.
     for prefix in [""] if config.ensemble == 1 else [f"members.{k}." for k in range(config.ensemble)]:
         yield f"{prefix}embedding.weight", (vocab_size, embedding)
+        if num_labels:
+            yield f"{prefix}label_embedding.weight", (num_labels, config.label_dim)
+        if num_labels and not by_input:  # the label sets every layer's initial state
+            yield f"{prefix}label_state.weight", (config.num_layers * hidden, config.label_dim)
+            yield f"{prefix}label_state.bias", (config.num_layers * hidden,)
         for layer in range(config.num_layers):
-            yield f"{prefix}rnn.weight_ih_l{layer}", (gates, embedding if layer == 0 else hidden)  # input to gates
+            yield f"{prefix}rnn.weight_ih_l{layer}", (gates, first_input if layer == 0 else hidden)  # input to gates
             yield f"{prefix}rnn.weight_hh_l{layer}", (gates, hidden)  # previous hidden state to gates
             yield f"{prefix}rnn.bias_ih_l{layer}", (gates,)
             yield f"{prefix}rnn.bias_hh_l{layer}", (gates,)

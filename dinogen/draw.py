@@ -33,11 +33,19 @@ class Rejected(enum.Enum):
 
 @torch.inference_mode()
 def draw_batch(
-    generator: "Generator", streams: RowStreams, first: int, size: int, controls: Controls
+    generator: "Generator", keys: torch.Tensor, labels: torch.Tensor | None, controls: Controls
 ) -> list[ScoredName | Rejected]:
-    """Stream draws first..first+size-1: a ScoredName each, or why the draw gave no name."""
-    logits, state, prefix_log_prob = generator.read_prefix(controls)
-    draw = Draw(generator, controls, streams.keys(first, size), logits.expand(size, -1), repeat_rows(state, size))
+    """The draws of the stream keys `keys` (B, 2), for `labels` (B,) (None: unlabelled): a ScoredName each, or why
+    the draw gave no name."""
+    size = keys.shape[0]
+    if labels is None:
+        logits, state, prefix_log_prob = generator.read_prefix(controls)
+        logits, state = logits.expand(size, -1), repeat_rows(state, size)
+    else:  # the prefix read once for each label of the batch
+        distinct, inverse = labels.unique(return_inverse=True)
+        logits, state, prefix_log_prob = generator.read_prefix(controls, distinct)
+        logits, state, prefix_log_prob = logits[inverse], select_rows(state, inverse), prefix_log_prob[inverse]
+    draw = Draw(generator, controls, keys, logits, state, labels)
     tokens, log_probs, ended = draw.fixed() if generator.fixed_shapes else draw.compact()
     totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
     prefix_text = generator.vocab.decode(controls.prefix_ids)
@@ -53,9 +61,10 @@ def draw_batch(
 class Draw:
     """One batch of names drawn character by character from the state after the prefix."""
 
-    def __init__(self, generator: "Generator", controls: Controls, keys: torch.Tensor, logits, state):
+    def __init__(self, generator: "Generator", controls: Controls, keys: torch.Tensor, logits, state, labels=None):
         self.model, self.rules, self.controls = generator.model, generator.rules, controls
         self.keys, self.logits, self.state = keys, logits, state  # (B, 2), (B, V), (layers, B, H)
+        self.labels = labels  # (B,) each row's label, or None
         size, device = keys.shape[0], keys.device
         self.prefix_length = len(controls.prefix_ids)
         self.steps = controls.max_length - self.prefix_length + 1  # characters still allowed, plus the end
@@ -90,7 +99,7 @@ class Draw:
     def compact(self):
         """Rows that end leave the batch, so the remaining steps cost only what is still being written."""
         alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
-        keys, states = self.keys, self.states
+        keys, states, labels = self.keys, self.states, self.labels
         for t in range(self.steps):
             token, log_prob = self.choose(t, keys, states)
             self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
@@ -105,7 +114,8 @@ class Draw:
                 break  # rows still going at the last step ran past max_length
             alive, keys, self.last = alive[going], keys[going], token[going]
             states = None if states is None else states[going]
-            self.logits, self.state = self.model.step(self.last, select_rows(self.state, going))
+            labels = None if labels is None else labels[going]
+            self.logits, self.state = self.model.step(self.last, select_rows(self.state, going), labels)
         return self.tokens, self.log_probs, self.ended
 
     def fixed(self, check_every: int = 8):
@@ -125,7 +135,7 @@ class Draw:
             if t == self.steps - 1 or (t % check_every == check_every - 1 and not bool(going.any())):
                 break
             self.last = token
-            self.logits, self.state = self.model.step(token, self.state)
+            self.logits, self.state = self.model.step(token, self.state, self.labels)
         return self.tokens, self.log_probs, self.ended
 
 

@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import IO
 
-from dinogen.scored import ScoredName
+from dinogen.scored import LABEL_FIELDS, ScoredName
 
 NAME_FORMATS = ("text", "jsonl", "csv")  # `sample` and `score`
 REPORT_FORMATS = ("text", "json")  # `evaluate` and `info`
-FIELDS = tuple(field.name for field in fields(ScoredName))  # the columns of jsonl and csv
+FIELDS = tuple(field.name for field in fields(ScoredName) if field.name not in LABEL_FIELDS)  # jsonl's and csv's
+SAMPLE_LABEL_FIELDS = (*FIELDS, "label")  # a model of labelled names: the label each name was drawn for
+SCORE_LABEL_FIELDS = (*FIELDS, *LABEL_FIELDS)  # and the label it was scored for (null: a mix), and its likeliest
 
 
 def plural(number: int, singular: str, plural_form: str = "") -> str:
@@ -30,20 +32,25 @@ def score_line(record: ScoredName) -> str:
 
 
 def write_names(
-    records: Iterable[ScoredName], file: IO[str], fmt: str = "text", text: Callable[[ScoredName], str] = name_line
+    records: Iterable[ScoredName],
+    file: IO[str],
+    fmt: str = "text",
+    text: Callable[[ScoredName], str] = name_line,
+    columns: tuple[str, ...] = FIELDS,
 ) -> int:
-    """Write each record as it arrives (so output streams); return how many were written."""
+    """Write each record as it arrives (so output streams), jsonl and csv with `columns`; return how many."""
     count = 0
     if fmt == "csv":
-        writer = csv.DictWriter(file, fieldnames=FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(file, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
     for record in records:
+        row = {column: getattr(record, column) for column in columns} if fmt != "text" else None
         if fmt == "text":
             file.write(text(record) + "\n")
         elif fmt == "jsonl":
-            file.write(to_json(record.to_dict()) + "\n")
+            file.write(to_json(row) + "\n")
         else:
-            writer.writerow(record.to_dict())
+            writer.writerow(row)
         count += 1
     return count
 

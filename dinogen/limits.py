@@ -5,7 +5,7 @@ A bound keeps a number from overflowing, a tensor from filling memory and a run 
 
 MAX_NAME_LENGTH = 1_000  # characters: data.max_length, --min/--max-length; longer lines refuse a file (max_length null)
 MAX_PARAMETERS = 100_000_000  # a model's weights and biases: 0.4 GB in fp32, 1.6 GB with gradients and AdamW state
-MAX_WIDTH = 16_384  # model.embedding_dim and model.hidden_size
+MAX_WIDTH = 16_384  # model.embedding_dim, model.hidden_size and model.label_dim
 MAX_LAYERS = 32  # model.num_layers
 MAX_MEMBERS = 16  # model.ensemble
 MAX_BATCH_SIZE = 65_536  # train.batch_size and sample --batch-size
@@ -23,6 +23,8 @@ MAX_MIN_DELTA = 100.0  # train.min_delta, in nats per character
 MAX_AUTOMATON_STATES = 100_000  # sample constraints: their automaton's states (seconds to build, 12 B x vocabulary)
 MAX_PATTERN_CHARS = 1_000  # sample --pattern
 MAX_PATTERN_NESTING = 50  # groups inside groups in a --pattern
+MAX_LABELS = 10_000  # labels of a labelled names file or folder: each has an embedding and its own search
+MAX_LABEL_LENGTH = 100  # characters of a label, after normalisation
 MAX_SEARCH_PREFIXES = 1_000_000  # sample --most-likely: prefixes read (minutes; each keeps its state)
 
 NAMES_FILE_BYTES = 100 * 2**20  # names files: --data, data.val_path, --exclude, score --file, evaluate --data

@@ -19,11 +19,12 @@ import torch
 from dinogen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dinogen.config import Config, apply_overrides, find_config, load_config
 from dinogen.cpu import use_the_free_cores
-from dinogen.data import EncodedNames, Vocab, read_names, resolve_names_path, split_names
+from dinogen.data import EncodedNames, Vocab, read_labelled_names, resolve_names_path, split_labelled_names, split_names
 from dinogen.device import resolve_device
 from dinogen.distributed import SINGLE_PROCESS, World, joined_world
 from dinogen.errors import ConfigError, DinogenError, OptionError, shorten
 from dinogen.formats import plural
+from dinogen.labels import label_counts, label_indices
 from dinogen.model import build_model
 from dinogen.output import append_line, output_file, remove_unfinished_writes
 from dinogen.rundir import RUN_FILES, RUNS_ROOT, check_same_run, claim, lock_run_dir, new_run_dir
@@ -52,20 +53,26 @@ class Run:
         self._lock = None  # the run directory's lock file while this run writes into it
         self._world_stack = contextlib.ExitStack()  # the process group `start` joined, left by `close`
         self.signal = 0  # the signal that interrupted `fit`, if one did
+        # The labels of labelled names (None: unlabelled), and each training and validation name's label index.
+        self.labels: list[str] | None = None
+        self.train_label_ids: list[int] | None = None
+        self.val_label_ids: list[int] | None = None
         if resume_from is not None:
             self.data_path = Path(resume_from.data_path)
             self.train_names, self.val_names = resume_from.train_names, resume_from.val_names
             self.vocab = resume_from.vocab
+            self.labels = resume_from.labels
+            self.train_label_ids, self.val_label_ids = resume_from.train_label_ids, resume_from.val_label_ids
         else:
             self._read_data()
             self.vocab = Vocab.from_names(self.train_names + self.val_names)
         torch.manual_seed(config.train.seed)  # initial weights and dropout follow the seed
-        self.model = build_model(len(self.vocab), config.model).to(self.device)
+        self.model = build_model(len(self.vocab), config.model, len(self.labels or ())).to(self.device)
         self.trainer = Trainer(
             self.model,
             config.train,
-            EncodedNames(self.train_names, self.vocab, self.device),
-            EncodedNames(self.val_names, self.vocab, self.device) if self.val_names else None,
+            EncodedNames(self.train_names, self.vocab, self.device, self.train_label_ids),
+            EncodedNames(self.val_names, self.vocab, self.device, self.val_label_ids) if self.val_names else None,
             world,
         )
         # config.yaml and the checkpoints record the batch and lr auto chose, so a resume on any device replays them.
@@ -147,9 +154,10 @@ class Run:
         processes = f" x {self.world.size} processes" if self.world.size > 1 else ""
         ensemble = f"an ensemble of {model.ensemble} " if model.ensemble > 1 else ""
         precision = f" in {trainer.precision}" if trainer.precision != "fp32" else ""
+        labels = f" of {plural(len(self.labels), 'label')}" if self.labels else ""
         return (
             f"{action} {ensemble}{model.cell} ({self.model.num_parameters():,} parameters) on "
-            f"{plural(len(self.train_names), 'name')} from {self.data_path}, {len(self.val_names):,} held out; "
+            f"{plural(len(self.train_names), 'name')}{labels} from {self.data_path}, {len(self.val_names):,} held out; "
             f"{plural(trainer.steps_per_epoch, 'batch', 'batches')} of {trainer.config.batch_size:,} per epoch, "
             f"{budget}; device {self.device}{precision}{processes}; run directory {self.run_dir}"
         )
@@ -178,12 +186,24 @@ class Run:
         data = self.config.data
         self.data_path = resolve_names_path(data.path)
         lowercase = data.lowercase is True  # auto reads the names as they are
-        names = read_names(self.data_path, lowercase, data.encoding, data.max_length)
+        names, labels = read_labelled_names(self.data_path, lowercase, data.encoding, data.max_length)
         if data.val_path:
-            self.train_names = names
-            self.val_names = read_names(resolve_names_path(data.val_path), lowercase, data.encoding, data.max_length)
-        else:
+            val_path = resolve_names_path(data.val_path)
+            val_names, val_labels = read_labelled_names(val_path, lowercase, data.encoding, data.max_length)
+            _refuse_mixed_labelling(self.data_path, labels, val_path, val_labels)
+            self.train_names, self.val_names = names, val_names
+            if labels is not None:
+                self.labels = list(dict.fromkeys(labels))
+                self.train_label_ids = label_indices(labels, self.labels, self.data_path)
+                self.val_label_ids = label_indices(val_labels, self.labels, val_path)
+        elif labels is None:
             self.train_names, self.val_names = split_names(names, data.val_fraction, self.config.train.seed)
+        else:
+            train_rows, val_rows = split_labelled_names(labels, data.val_fraction, self.config.train.seed)
+            self.labels = list(dict.fromkeys(labels))
+            ids = label_indices(labels, self.labels, self.data_path)
+            self.train_names, self.val_names = [names[row] for row in train_rows], [names[row] for row in val_rows]
+            self.train_label_ids, self.val_label_ids = [ids[row] for row in train_rows], [ids[row] for row in val_rows]
 
     def check_dir(self, overwrite: bool = False) -> None:
         """Refuse a run directory that holds an earlier run, unless `overwrite`."""
@@ -282,6 +302,20 @@ class Run:
             data_path=str(self.data_path),
             device=str(self.device),
             run_id=self.run_id,
+            labels=self.labels,
+            label_counts=label_counts(self.train_label_ids, len(self.labels)) if self.labels else None,
+            train_label_ids=self.train_label_ids,
+            val_label_ids=self.val_label_ids,
+        )
+
+
+def _refuse_mixed_labelling(path: Path, labels: list[str] | None, val_path: Path, val_labels: list[str] | None):
+    """Training and validation names are both labelled, or both not."""
+    if (labels is None) != (val_labels is None):
+        labelled, unlabelled = (path, val_path) if labels is not None else (val_path, path)
+        raise DinogenError(
+            f"{shorten(str(labelled))} is labelled (name<TAB>label lines, or a folder) but {shorten(str(unlabelled))} "
+            "is not; give data.path and data.val_path alike"
         )
 
 

@@ -6,12 +6,14 @@ batch is drawn is in `draw.py`, the exact search for the likeliest names in `sea
 checks in `controls.py`, and the constraints' automaton in `constraints.py`.
 """
 
+import heapq
 import math
 import secrets
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +34,7 @@ from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_
 from dinogen.device import resolve_device
 from dinogen.draw import Rejected, RowDecoder, draw_batch
 from dinogen.errors import ConfigError, DinogenError, require
+from dinogen.labels import LabelPlan, label_weights
 from dinogen.limits import MAX_NAME_LENGTH
 from dinogen.model import CharRNN, Ensemble
 from dinogen.rules import CharacterRules
@@ -74,8 +77,13 @@ class Generator:
         device: torch.device | str = "cpu",
         lowercase: bool = True,
         val_names: Iterable[str] = (),
+        labels: Sequence[str] | None = None,
+        label_counts: Sequence[int] | None = None,
     ):
         self.device = torch.device(device)
+        # A model of labelled names: its labels in index order, and how many training names each had (None: unlabelled).
+        self.labels = None if labels is None else list(labels)
+        self.label_counts = None if labels is None else list(label_counts or [1] * len(self.labels))
         self.lowercase = lowercase  # whether the training names were lowercased (every input is folded the same way)
         self.model = model.to(self.device).eval()
         self.vocab = vocab
@@ -105,7 +113,8 @@ class Generator:
     def from_loaded(cls, checkpoint: Checkpoint, device: torch.device) -> "Generator":
         """A generator for a checkpoint already in memory."""
         model = checkpoint.build_model(device)
-        return cls(model, checkpoint.vocab, checkpoint.train_names, device, checkpoint.lowercase, checkpoint.val_names)
+        return cls(model, checkpoint.vocab, checkpoint.train_names, device, checkpoint.lowercase, checkpoint.val_names,
+                   checkpoint.labels, checkpoint.label_counts)  # fmt: skip
 
     def normalize(self, name: str) -> str:
         """`name` in the form of the training names (see `data.normalize_name`)."""
@@ -143,6 +152,7 @@ class Generator:
         pattern: str | None = None,
         blocklist: Iterable[str] = (),
         exact: bool = False,
+        label: str | Sequence[str] | dict[str, float] | None = None,
     ) -> Iterator[ScoredName]:
         """Yield `n` scored names of the seed's stream that pass the filters, in stream order.
 
@@ -162,9 +172,15 @@ class Generator:
         Sampling stops after max_attempts samples (default max(20 n, 40,960)) or 40,960 samples in a
         row that gave no name; NotEnoughNames is raised after the last name found.
         most_likely=True yields the n likeliest names instead (see `most_likely`).
+        A model of labelled names writes each name for a label, its ScoredName's `label`: `label` is one label, a
+        list of labels (equal shares) or a mapping of labels to positive weights, matched without regard to case;
+        None mixes the model's labels in the proportions of its training names. Each label gets its exact share of
+        the n names (largest remainder), at positions that depend only on the name's index, n and the shares, and a
+        name a filter rejects is drawn again for the same label.
         """
         check_count(n)
         require(isinstance(exact, bool), "exact", "must be True or False", exact)
+        weights = label_weights(label, self.labels, self.label_counts)
         constraints = checked_constraints(self.lowercase, ends_with, contains, pattern, blocklist)
         controls = self._controls(temperature, top_k, top_p, prefix, min_length, max_length, constraints, exact)
         excluded = self._excluded(exclude)
@@ -172,7 +188,7 @@ class Generator:
         if most_likely:
             refuse_with_most_likely(temperature=temperature, top_k=top_k, top_p=top_p, shard=shard,
                                     exact=exact or None)  # fmt: skip
-            yield from self._most_likely(n, controls, rejected)
+            yield from self._most_likely(n, controls, rejected, weights)
             return
         batch_size = self.default_batch_size if batch_size is None else batch_size
         check_batch_size(batch_size)
@@ -181,22 +197,52 @@ class Generator:
         if wanted == 0:
             return
         streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
+        plan = None if weights is None else LabelPlan(weights, n)
         max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
         stall = 1 if controls.greedy else STALL_SAMPLES
-        found = attempts = since_found = 0
+        # The shard's names are slots, one per draw of its part of the stream, each with the label of its draw; a
+        # name found for a label fills that label's first open slot, and names leave in slot order. A slot whose draw
+        # was rejected is filled by a later draw of its label, or by a re-draw from past the shard's part of the stream.
+        labels = 1 if plan is None else len(plan.counts)
+        open_slots: deque[int] = deque()  # the labels of the slots not yet written, in order
+        waiting: list[deque[ScoredName]] = [deque() for _ in range(labels)]  # names found before their slot is next
+        short = [0] * labels  # each label's slots so far less its names found
+        drawn = redraws = found = attempts = since_found = 0
         dropped: Counter[Rejected] = Counter()  # samples that gave no name, by why
         while attempts < max_attempts and since_found < stall:
             # While every sample passed, a batch is what is missing; once some are rejected, batches grow.
             missing = wanted - found
             growing = missing if attempts == found else max(256, 2 * missing, attempts)
             size = min(batch_size, max_attempts - attempts, growing)
-            for scored in draw_batch(self, streams, attempts, size, controls):
+            slots = drawn < wanted  # the shard's own draws, one per slot; then re-draws for the labels still short
+            if slots:
+                draws = torch.arange(drawn, drawn + min(size, wanted - drawn), device=self.device)
+                batch_labels = None if plan is None else plan.labels_of(first + step * draws)
+                drawn += len(draws)
+            else:  # re-draw r of label l is draw wanted + r * labels + l: each label its own part of the stream
+                needed = torch.tensor([label for label in range(labels) if short[label]], device=self.device)
+                rounds = redraws + torch.arange(max(1, size // len(needed)), device=self.device)
+                draws = (wanted + rounds[:, None] * labels + needed).flatten()
+                batch_labels = needed.repeat(len(rounds))
+                redraws += len(rounds)
+            row_labels = [0] * len(draws) if batch_labels is None else batch_labels.tolist()
+            scored_rows = draw_batch(self, streams.keys_at(draws), None if plan is None else batch_labels, controls)
+            for label, scored in zip(row_labels, scored_rows, strict=True):
+                if slots:
+                    open_slots.append(label)
+                    short[label] += 1
+                elif not short[label]:
+                    continue  # its label filled its slots earlier in this batch: this re-draw is not needed
                 attempts += 1
                 if isinstance(scored, ScoredName) and scored.name not in rejected:
                     if unique:
                         rejected.add(scored.name)
-                    yield scored
+                    scored.label = None if self.labels is None else self.labels[label]
+                    waiting[label].append(scored)
+                    short[label] -= 1
                     found, since_found = found + 1, 0
+                    while open_slots and waiting[open_slots[0]]:
+                        yield waiting[open_slots.popleft()].popleft()
                     if found == wanted:
                         return
                 else:
@@ -205,6 +251,7 @@ class Generator:
                         dropped[scored] += 1
                 if since_found >= stall or attempts >= max_attempts:
                     break
+        yield from (waiting[label].popleft() for label in open_slots if waiting[label])  # the names found, in order
         unmet = dropped[Rejected.UNMET]
         raise NotEnoughNames(
             f"found only {found} of {wanted} names after {attempts} samples: "
@@ -241,6 +288,7 @@ class Generator:
         contains: str | Iterable[str] = (),
         pattern: str | None = None,
         blocklist: Iterable[str] = (),
+        label: str | Sequence[str] | dict[str, float] | None = None,
     ) -> list[ScoredName]:
         """The `n` names of highest model probability, likeliest first: an exact best-first search.
 
@@ -248,10 +296,13 @@ class Generator:
         since extending a prefix can only lower its probability. Fewer names come back only when the
         length range, prefix, constraints and filters allow fewer. With constraints it is still exact: the
         search cuts the branches their automaton rules out and ranks the rest by the model's own probabilities.
+        A model of labelled names searches for one `label` the likeliest names given it; for several (or None: all,
+        in the proportions of the training names) it searches each and ranks the names by share(label) times
+        p(name | label), each under its likeliest label (a name comes once); log_prob is log p(name | label).
         """
         return list(self.iter_sample(n, prefix=prefix, min_length=min_length, max_length=max_length, novel=novel,
                                      exclude=exclude, ends_with=ends_with, contains=contains, pattern=pattern,
-                                     blocklist=blocklist, most_likely=True))  # fmt: skip
+                                     blocklist=blocklist, most_likely=True, label=label))  # fmt: skip
 
     def _excluded(self, exclude: Iterable[str]) -> frozenset[str]:
         """The excluded names, normalised."""
@@ -269,13 +320,16 @@ class Generator:
         return replace(controls, automaton=automaton, exact=exact and automaton is not None)
 
     @torch.inference_mode()
-    def read_prefix(self, controls: Controls) -> tuple[torch.Tensor, State, float]:
-        """Logits and state after the boundary and the prefix (one row), and the prefix's log-probability."""
-        logits, state = self.model.step(torch.full((1,), BOUNDARY, device=self.device))  # (1, V)
-        log_prob = 0.0
+    def read_prefix(self, controls: Controls, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, State, Any]:
+        """Logits and state after the boundary and the prefix, and the prefix's log-probability: one row, or a row
+        for each of `labels` (R,) with their log-probabilities (R,)."""
+        rows = 1 if labels is None else len(labels)
+        logits, state = self.model.step(torch.full((rows,), BOUNDARY, device=self.device), None, labels)  # (R, V)
+        log_prob = 0.0 if labels is None else torch.zeros(rows, device=self.device)
         for token in controls.prefix_ids:
-            log_prob += float(logits.log_softmax(-1)[0, token])
-            logits, state = self.model.step(torch.full((1,), token, device=self.device), state)
+            chosen = logits.log_softmax(-1)[:, token]  # (R,)
+            log_prob = log_prob + (float(chosen[0]) if labels is None else chosen)
+            logits, state = self.model.step(torch.full((rows,), token, device=self.device), state, labels)
         return logits, state, log_prob
 
     def finished(self, name: str, log_prob: float) -> ScoredName | None:
@@ -285,28 +339,51 @@ class Generator:
         return ScoredName.of(name, log_prob)
 
     @torch.inference_mode()
-    def _most_likely(self, n: int, controls: Controls, rejected: set[str]) -> Iterator[ScoredName]:
-        """Best-first search over the tree of prefixes; yields names likeliest first (see `most_likely`)."""
-        search, found = BestFirst(self, controls, rejected, n), 0
-        for scored in search.run():
+    def _most_likely(self, n: int, controls: Controls, rejected: set[str], weights) -> Iterator[ScoredName]:
+        """Best-first search over the tree of prefixes; yields names likeliest first (see `most_likely`).
+
+        With labels, one search a label of the mix, merged by log share(label) + log p(name | label).
+        """
+        if weights is None:
+            searches = [BestFirst(self, controls, rejected, n)]
+            ranked = searches[0].run()
+        else:
+            mix = [(label, math.log(weight)) for label, weight in enumerate(weights) if weight > 0]
+            searches = [BestFirst(self, controls, rejected, n, label) for label, _ in mix]
+            runs = [((share + scored.log_prob, scored) for scored in search.run()) for search, (_, share) in
+                    zip(searches, mix, strict=True)]  # fmt: skip
+            ranked = (scored for _, scored in heapq.merge(*runs, key=lambda pair: -pair[0]))
+        found, seen = 0, set()
+        for scored in ranked:
+            if scored.name in seen:
+                continue  # met already under a label that makes it likelier
+            seen.add(scored.name)
             found += 1
             yield scored
-        if search.cut_short:
+            if found == n:
+                return
+        if any(search.cut_short for search in searches):
             raise NotEnoughNames(
-                f"found only {found} of the {n} most likely names after reading {search.max_prefixes:,} prefixes, "
+                f"found only {found} of the {n} most likely names after reading {searches[0].max_prefixes:,} prefixes, "
                 "the most the search reads (the model spreads its probability thinly there); "
                 "ask for fewer or shorter names (max_length), or sample them",
                 found=found,
             )
 
     @torch.inference_mode()
-    def score(self, names: Sequence[str], *, sort: bool = False) -> list[ScoredName]:
+    def score(
+        self, names: Sequence[str], *, sort: bool = False, label: str | Sequence[str] | dict[str, float] | None = None
+    ) -> list[ScoredName]:
         """The model's log-probability of each name, normalised first; names with unseen characters get -inf.
 
-        sort=True puts the likeliest (lowest loss per character) first.
+        sort=True puts the likeliest (lowest loss per character) first. On a model of labelled names, `label` (as in
+        `iter_sample`; None: every label in the proportions of the training names) is a mix of labels with shares
+        w_l, and log_prob is log sum_l w_l p(name | l), for one label log p(name | label); `label` is that one label
+        (None for a mix) and `likeliest_label` the label of the mix with the largest w_l p(name | l).
         """
         if isinstance(names, str):
             raise TypeError("score takes a list of names, not a single string: score([name])")
+        weights = label_weights(label, self.labels, self.label_counts)
         normalized = [self.normalize(name) for name in names]
         blank = next((i for i, name in enumerate(normalized) if not name), None)
         if blank is not None:
@@ -317,17 +394,41 @@ class Generator:
                 f"a name to score has {len(too_long):,} characters, more than the {MAX_NAME_LENGTH:,} dinogen handles"
             )
         known = list(dict.fromkeys(name for name in normalized if not self.vocab.unknown(name)))
-        totals: dict[str, float] = {}
-        if known:
-            data = EncodedNames(known, self.vocab, self.device)
+        if weights is None:
+            totals = dict(zip(known, self._log_probs(known, None), strict=True))
+            results = [ScoredName.of(name, totals.get(name, -math.inf)) for name in normalized]
+        else:
+            results = self._mixed_scores(normalized, known, weights)
+        if sort:
+            results.sort(key=lambda scored: scored.nll_per_char)
+        return results
+
+    def _log_probs(self, names: list[str], label: int | None) -> list[float]:
+        """Each name's whole log-probability (given `label`); every character is in the vocabulary."""
+        totals: dict[int, float] = {}
+        if names:
+            data = EncodedNames(names, self.vocab, self.device)
             for rows in data.batch_plan(SCORE_BATCH_SIZE):
                 inputs, targets = data.batch(rows)
-                logits, _ = self.model(inputs)  # (b, T, V)
+                labels = None if label is None else torch.full((len(rows),), label, device=self.device)
+                logits, _ = self.model(inputs, labels=labels)  # (b, T, V)
                 losses = nn.functional.cross_entropy(
                     logits.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
                 )  # (b, T), zero at padding
-                totals.update(zip((known[i] for i in rows.tolist()), (-losses.sum(1)).tolist(), strict=True))
-        results = [ScoredName.of(name, totals.get(name, -math.inf)) for name in normalized]
-        if sort:
-            results.sort(key=lambda scored: scored.nll_per_char)
+                totals.update(zip(rows.tolist(), (-losses.sum(1)).tolist(), strict=True))
+        return [totals[row] for row in range(len(names))]
+
+    def _mixed_scores(self, normalized: list[str], known: list[str], weights) -> list[ScoredName]:
+        """Scores under a mix of labels: log sum_l w_l p(name | l), and the label of the largest term."""
+        mix = [label for label, weight in enumerate(weights) if weight > 0]
+        shares = torch.tensor([math.log(weights[label]) for label in mix], dtype=torch.float64)  # (M,)
+        terms = shares + torch.tensor([self._log_probs(known, label) for label in mix], dtype=torch.float64).T
+        totals = dict(zip(known, torch.logsumexp(terms, dim=1).tolist(), strict=True))  # (N,) when mixed
+        likeliest = dict(zip(known, (self.labels[mix[i]] for i in terms.argmax(1).tolist()), strict=True))
+        single = self.labels[mix[0]] if len(mix) == 1 else None
+        results = []
+        for name in normalized:
+            scored = ScoredName.of(name, totals.get(name, -math.inf))
+            scored.label, scored.likeliest_label = single, likeliest.get(name)
+            results.append(scored)
         return results

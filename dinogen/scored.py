@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
+LABEL_FIELDS = ("label", "likeliest_label")
+
 
 @dataclass(slots=True)
 class ScoredName:
@@ -11,9 +13,12 @@ class ScoredName:
     log_prob: float  # total log-probability of the whole name, end token included (nats); -inf if impossible
     nll_per_char: float  # -log_prob / (length + 1): mean loss per predicted position
     length: int  # characters in the name
+    label: str | None = None  # a model of labelled names: the label it was drawn or scored for (None: a mix)
+    likeliest_label: str | None = None  # `score` on a model of labelled names: the label that makes it likeliest
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Its fields, the label fields only when they are set (names of unlabelled models have none)."""
+        return {key: value for key, value in asdict(self).items() if value is not None or key not in LABEL_FIELDS}
 
     @classmethod
     def of(cls, name: str, log_prob: float) -> "ScoredName":

@@ -31,8 +31,11 @@ class BestFirst:
     tree is cut, never reweighed, so the names are the likeliest of those that meet the constraints.
     """
 
-    def __init__(self, generator: "Generator", controls: Controls, rejected: set[str], n: int):
+    def __init__(
+        self, generator: "Generator", controls: Controls, rejected: set[str], n: int, label: int | None = None
+    ):
         self.generator, self.controls, self.rejected, self.n = generator, controls, rejected, n
+        self.label = label  # the label searched for (a model of labelled names), or None
         self.parents: list[int] = []  # node -> parent node (-1: the root, which is the prefix)
         self.tokens: list[int] = []  # node -> its last token
         self.lengths: list[int] = []  # node -> characters, prefix included
@@ -46,7 +49,10 @@ class BestFirst:
         self.cut_short = False  # whether the search stopped at max_prefixes before finding n names
 
     def run(self) -> Iterator[ScoredName]:
-        logits, state, prefix_log_prob = self.generator.read_prefix(self.controls)
+        labels = self._labels(1)
+        logits, state, prefix_log_prob = self.generator.read_prefix(self.controls, labels)
+        if labels is not None:
+            prefix_log_prob = float(prefix_log_prob[0])
         root_token = self.controls.prefix_ids[-1] if self.controls.prefix_ids else BOUNDARY
         start = self.controls.automaton.start if self.controls.automaton is not None else 0
         self._add_nodes([-1], [root_token], [len(self.controls.prefix_ids)], [prefix_log_prob], [start], logits, state)
@@ -57,6 +63,7 @@ class BestFirst:
                 name = self._text(node)
                 scored = self.generator.finished(name, -negative)
                 if scored is not None and name not in self.rejected:
+                    scored.label = None if self.label is None else self.generator.labels[self.label]
                     yield scored
                     emitted += 1
                     if emitted == self.n:
@@ -65,6 +72,10 @@ class BestFirst:
                 self.cut_short = True  # the model spreads its probability too thinly to search exactly
                 return
             self._expand(self._pop_open())
+
+    def _labels(self, rows: int) -> torch.Tensor | None:
+        """The searched label for `rows` rows, or None."""
+        return None if self.label is None else torch.full((rows,), self.label, device=self.generator.device)
 
     def _pop_open(self) -> list[tuple[float, int, int, int]]:
         """The likeliest open entries (up to a batch); finished names passed over go back in the queue."""
@@ -84,7 +95,7 @@ class BestFirst:
         tokens = [token for _, _, _, token in entries]
         state = gather_rows([self.states[node] for node in parents])
         token_tensor = torch.tensor(tokens, device=self.generator.device)
-        logits, state = self.generator.model.step(token_tensor, state)
+        logits, state = self.generator.model.step(token_tensor, state, self._labels(len(tokens)))
         lengths = [self.lengths[node] + 1 for node in parents]
         automaton_states = [self.automaton_states[node] for node in parents]
         if self.controls.automaton is not None:

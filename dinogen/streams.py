@@ -36,7 +36,11 @@ class RowStreams:
 
     def keys(self, start: int, size: int) -> torch.Tensor:
         """(size, 2) keys of the shard's draws start..start+size-1 (global index first + step * draw)."""
-        index = self.first + self.step * torch.arange(start, start + size, dtype=torch.int64, device=self.device)
+        return self.keys_at(torch.arange(start, start + size, dtype=torch.int64, device=self.device))
+
+    def keys_at(self, draws: torch.Tensor) -> torch.Tensor:
+        """(b, 2) keys of the shard's draws `draws` (b,) int64, in any order."""
+        index = self.first + self.step * draws.to(self.device)
         low, high = index & MASK32, index >> 32
         return torch.stack([mix32(mix32(word ^ low) ^ high) for word in self.seed_words], dim=1)
 

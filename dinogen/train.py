@@ -67,8 +67,9 @@ def mean_loss(model: CharRNN | Ensemble, data: EncodedNames, batch_size: int = 5
     model.eval()
     total = torch.zeros((), device=data.inputs.device)
     with torch.inference_mode():
-        for inputs, targets in data.batches(batch_size):
-            logits, _ = model(inputs)
+        for rows in data.batch_plan(batch_size):
+            inputs, targets = data.batch(rows)
+            logits, _ = model(inputs, labels=data.batch_labels(rows))
             total += nn.functional.cross_entropy(
                 logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
             )
@@ -212,8 +213,9 @@ class Trainer:
                 mine, weight = self.world.shard(rows)
                 # Each rank's loss is its share of the batch mean, times the world size that DDP's average divides by.
                 summed_loss, grad_norm = self._train_step(
-                    *self.train_set.batch(mine), scale=weight * self.world.size / n_chars
-                )
+                    *self.train_set.batch(mine), scale=weight * self.world.size / n_chars,
+                    labels=self.train_set.batch_labels(mine),
+                )  # fmt: skip
                 loss_sum += summed_loss * weight
                 chars += n_chars
                 self.step += 1
@@ -249,7 +251,7 @@ class Trainer:
         return self.config.patience is not None and self.evaluations_since_improvement >= self.config.patience
 
     def _train_step(
-        self, inputs: torch.Tensor, targets: torch.Tensor, scale: float
+        self, inputs: torch.Tensor, targets: torch.Tensor, scale: float, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One update on the loss summed over the batch's characters times `scale`; returns that sum and the norm.
 
@@ -257,7 +259,8 @@ class Trainer:
         the sum returned is the members' mean, and the norm the largest member's.
         """
         with self.autocast:
-            logits, _ = self.forward(inputs)  # (B, T, V); an ensemble's members each give theirs: (K, B, T, V)
+            # (B, T, V); an ensemble's members each give theirs: (K, B, T, V); labels (B,) or None
+            logits, _ = self.forward(inputs, labels=labels)
             summed_loss = nn.functional.cross_entropy(
                 logits.flatten(0, -2).float(),
                 targets.expand(logits.shape[:-1]).flatten(),

@@ -61,8 +61,8 @@ def test_read_names_rejects_bad_files(tmp_path, content, message):
 def test_read_names_missing_and_directory(tmp_path):
     with pytest.raises(DinogenError, match="does not exist"):
         read_names(tmp_path / "absent.txt")
-    with pytest.raises(DinogenError, match="is a directory"):
-        read_names(tmp_path)
+    with pytest.raises(DinogenError, match="holds no names files; a folder of names holds one file per label"):
+        read_names(tmp_path)  # a folder is a labelled corpus, one file a label
 
 
 def test_split_is_deterministic_and_disjoint():

@@ -67,6 +67,53 @@ class Number(click.FloatRange):
         return number
 
 
+class LabelWeight(click.ParamType):
+    """LABEL, or LABEL:W for a weight W; which one depends on the model's labels (see `label_mix`), so both are kept."""
+
+    name = "LABEL[:W]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        label, colon, weight = text.rpartition(":")
+        try:
+            number = float(weight) if colon and label.strip() else None
+        except ValueError:
+            number = None  # the text after the last colon is no number: the whole text is the label
+        return text, label, number
+
+
+LABEL_HELP = (
+    "Names for this label (repeatable: a mix of equal shares); LABEL:W gives it weight W, shares being in proportion "
+    "to the weights [default: the model's labels in the proportions of its training names]."
+)
+
+
+def label_mix(values: tuple, labels: list[str] | None) -> dict[str, float] | None:
+    """The library's `label` for the --label values: a mapping of labels to weights, or None for none given.
+
+    LABEL:W is the label LABEL with weight W when W reads as a number and LABEL:W is not itself one of the model's
+    labels; a weight that is not a positive number is a usage error.
+    """
+    from dinogen.data import normalize_label
+
+    if not values:
+        return None
+    known = {label.casefold() for label in labels or ()}
+    mix: dict[str, float] = {}
+    for text, label, weight in values:
+        if weight is None or normalize_label(text).casefold() in known:
+            label, weight = text, 1.0
+        elif not (math.isfinite(weight) and weight > 0):
+            raise click.BadParameter(
+                f"{shorten(repr(text))} gives the weight {weight:g}; a weight must be a positive number",
+                param_hint="'--label'",
+            )
+        mix[label] = mix.get(label, 0.0) + weight
+    return mix
+
+
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 
 

@@ -5,7 +5,16 @@ import sys
 
 import click
 
-from dinogen.cli.common import DEVICE_OPTION, Number, Shard, generator_for, global_options
+from dinogen.cli.common import (
+    DEVICE_OPTION,
+    LABEL_HELP,
+    LabelWeight,
+    Number,
+    Shard,
+    generator_for,
+    global_options,
+    label_mix,
+)
 from dinogen.formats import NAME_FORMATS
 from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE, MAX_TOP_K
 
@@ -64,6 +73,7 @@ def _length(flag: str, **settings):
     "The M shards' files interleaved line by line, paste -d '\\n' part0.txt part1.txt ..., give the one-process order.",
 )
 @click.option("--most-likely", is_flag=True, help="The N names the model finds likeliest, likeliest first.")
+@click.option("--label", multiple=True, type=LabelWeight(), help=LABEL_HELP)
 @click.option(
     "--batch-size",
     type=click.IntRange(1, MAX_BATCH_SIZE),
@@ -76,13 +86,13 @@ def _length(flag: str, **settings):
     type=click.Choice(NAME_FORMATS),
     default="text",
     show_default=True,
-    help="text: one name per line; jsonl/csv add log_prob, nll_per_char and length.",
+    help="text: one name per line; jsonl/csv add log_prob, nll_per_char and length (and label, for a labelled model).",
 )
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
 )
 @global_options
-def sample(checkpoint, exclude, blocklist, device, fmt, output, **options) -> None:
+def sample(checkpoint, exclude, blocklist, label, device, fmt, output, **options) -> None:
     """Write new names from a trained model.
 
     CHECKPOINT is a .pt file or a run directory (its best.pt) [default: the latest run in
@@ -99,17 +109,19 @@ def sample(checkpoint, exclude, blocklist, device, fmt, output, **options) -> No
       dinogen sample --most-likely -n 20 --novel
       dinogen sample -n 20 --ends-with raptor --exact
       dinogen sample -n 20 --pattern '^[a-z]{4,8}(saurus|raptor)$' --blocklist rude.txt
+      dinogen sample checkpoints/names -n 20 --label female --label male:3
     """
     from dinogen.controls import shard_share
     from dinogen.data import read_names
-    from dinogen.formats import write_names
+    from dinogen.formats import FIELDS, SAMPLE_LABEL_FIELDS, write_names
     from dinogen.output import output_file, standard_output
     from dinogen.sample import NotEnoughNames
 
     generator = generator_for(checkpoint, device)
     excluded = read_names(exclude, lowercase=generator.lowercase) if exclude else ()
     blocked = read_names(blocklist, lowercase=generator.lowercase) if blocklist else ()
-    records = generator.iter_sample(exclude=excluded, blocklist=blocked, **options)
+    records = generator.iter_sample(exclude=excluded, blocklist=blocked, label=label_mix(label, generator.labels),
+                                    **options)  # fmt: skip
     if output is not None and sys.stderr.isatty():  # a progress bar while names go to a file
         from tqdm import tqdm
 
@@ -118,7 +130,7 @@ def sample(checkpoint, exclude, blocklist, device, fmt, output, **options) -> No
     shortfall = None
     with output_file(output) if output else standard_output() as file:
         try:
-            write_names(records, file, fmt)
+            write_names(records, file, fmt, columns=FIELDS if generator.labels is None else SAMPLE_LABEL_FIELDS)
         except NotEnoughNames as err:
             shortfall = err  # keep what was found; report after the file is in place
     if shortfall:
@@ -131,24 +143,33 @@ def sample(checkpoint, exclude, blocklist, device, fmt, output, **options) -> No
 @click.option("-f", "--file", "names_file", type=click.Path(), help="Score the names in this file too.")
 @click.option("--format", "fmt", type=click.Choice(NAME_FORMATS), default="text", show_default=True)
 @click.option("--sort", is_flag=True, help="Most likely names first.")
+@click.option(
+    "--label",
+    multiple=True,
+    type=LabelWeight(),
+    help="Score for this label (repeatable: for a mix, LABEL:W weighing it) [default: a labelled model's labels in "
+    "the proportions of its training names].",
+)
 @DEVICE_OPTION
 @global_options
-def score(args, names_file, fmt, sort, device) -> None:
+def score(args, names_file, fmt, sort, label, device) -> None:
     """How likely the model finds each name: log-probability and loss per character.
 
     The first argument is taken as the checkpoint when it is a .pt file or a directory
     [default: the latest run in checkpoints/, or before any run the bundled dinosaur model];
     FILE may be - (standard input). A name with a character
     the model never saw is impossible: log_prob -inf, nll_per_char inf. The text format prints:
-    nll_per_char, log_prob, name.
+    nll_per_char, log_prob, name. On a labelled model log_prob is log p(name | label), or for a mix
+    (and without --label) log sum_l share_l p(name | l); jsonl and csv add label and likeliest_label.
 
     \b
     Examples:
       dinogen score tyrannosaurus velociraptor
       dinogen score checkpoints/lstm --file candidates.txt --sort --format csv
+      dinogen score checkpoints/names anna --label female --format jsonl
     """
     from dinogen.data import read_names
-    from dinogen.formats import score_line, write_names
+    from dinogen.formats import FIELDS, SCORE_LABEL_FIELDS, score_line, write_names
     from dinogen.output import standard_output
 
     checkpoint = None
@@ -160,6 +181,7 @@ def score(args, names_file, fmt, sort, device) -> None:
         names += read_names(names_file, lowercase=generator.lowercase)
     if not names:
         raise click.UsageError("give names to score as arguments or with --file")
-    scores = generator.score(names, sort=sort)
+    scores = generator.score(names, sort=sort, label=label_mix(label, generator.labels))
+    columns = FIELDS if generator.labels is None else SCORE_LABEL_FIELDS
     with standard_output() as stdout:
-        write_names(scores, stdout, fmt, text=score_line)
+        write_names(scores, stdout, fmt, text=score_line, columns=columns)

@@ -31,14 +31,14 @@ from dinogen.limits import MAX_SAMPLES
 @global_options
 def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
     """Loss (nats/char, bits/char, perplexity) on held-out names, and novelty, uniqueness
-    and length of sampled names.
+    and length of sampled names; for a labelled model, for each label too.
 
     \b
     Examples:
       dinogen evaluate
       dinogen evaluate checkpoints/lstm --data test_names.txt --format json
     """
-    from dinogen.data import read_names
+    from dinogen.data import read_labelled_names
     from dinogen.evaluate import evaluate as run_evaluation
     from dinogen.formats import plural, to_json
     from dinogen.output import standard_output
@@ -46,8 +46,15 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
 
     loaded, target = loaded_checkpoint(checkpoint, device)
     generator = Generator.from_loaded(loaded, target)
-    names = read_names(data, lowercase=loaded.lowercase) if data else loaded.val_names
-    report = run_evaluation(generator, names, samples=samples, seed=seed)
+    labels_of = (lambda ids: [loaded.labels[i] for i in ids]) if loaded.labels else (lambda ids: None)
+    if data:
+        names, labels = read_labelled_names(data, lowercase=loaded.lowercase)
+        labels = labels if loaded.labels else None  # an unlabelled model's loss does not depend on labels
+        names = names if labels is not None else list(dict.fromkeys(names))
+    else:
+        names, labels = loaded.val_names, labels_of(loaded.val_label_ids or ())
+    train_labels = labels_of(loaded.train_label_ids or ())
+    report = run_evaluation(generator, names, samples, seed, labels, loaded.train_names, train_labels)
     source = "standard input" if data == "-" else data or "validation names"
     lines = [to_json(report.to_dict())] if fmt == "json" else [
         f"loss          {report.loss:.4f} nats/char, {report.bits_per_char:.4f} bits/char",
@@ -55,9 +62,31 @@ def evaluate(checkpoint, data, samples, seed, device, fmt) -> None:
         f"measured on   {plural(report.names, 'name')}, {plural(report.chars, 'character')} ({source})",
         f"samples       {report.samples:,}: novelty {report.novelty:.1%}, uniqueness {report.uniqueness:.1%}",
         f"mean length   {report.sample_mean_length:.2f} sampled, {report.train_mean_length:.2f} in training names",
+        *([] if report.labels is None else ["", *_label_table(report)]),
     ]  # fmt: skip
     with standard_output() as stdout:
         stdout.write("".join(line + "\n" for line in lines))
+
+
+def _label_table(report) -> list[str]:
+    """The figures of each label, and of all of them, one row each; a dash where a label has no names or samples."""
+    from dinogen.evaluate import Report
+
+    def cell(value: float, form: str) -> str:
+        return "-" if value != value else format(value, form)  # NaN: nothing to measure
+
+    def row(label: str, figures: Report) -> list[str]:
+        return [label, f"{figures.names:,}", cell(figures.loss, ".4f"), cell(figures.bits_per_char, ".4f"),
+                cell(figures.perplexity, ".3f"), f"{figures.samples:,}", cell(figures.novelty, ".1%"),
+                cell(figures.uniqueness, ".1%"), cell(figures.sample_mean_length, ".2f"),
+                cell(figures.train_mean_length, ".2f")]  # fmt: skip
+
+    header = ["label", "names", "loss", "bits/char", "perplexity", "samples", "novelty", "uniqueness",
+              "sampled length", "training length"]  # fmt: skip
+    rows = [header, *(row(figures.label, figures) for figures in report.labels), row("all", report)]
+    widths = [max(len(cells[i]) for cells in rows) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+            for cells in rows]  # fmt: skip
 
 
 @click.command()
@@ -85,6 +114,8 @@ def info(checkpoint, fmt) -> None:
         for key, value in summary.items() if fmt == "text" else ():
             shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
             shown = f"{value:.4f}" if isinstance(value, float) else shown
+            if isinstance(value, dict):  # the labels, with their training names
+                shown = ", ".join(f"{label} ({count:,})" for label, count in value.items())
             stdout.write(f"{key:<{width}}  {shown}\n")
 
 
