@@ -13,8 +13,9 @@ Systems, each trained for --budget seconds in all (train.max_time: training time
 default config otherwise, once per --seeds (train.seed):
   per-label   one model per label on that label's names alone; label L trains for budget x (L's training names
               / all training names) with --split proportional (the default), budget / labels with equal
-  input       one model on every label (`name<TAB>label` lines), model.label_conditioning=input: a learned label
-              embedding (model.label_dim) concatenated to every character's embedding
+  input       one model of every label (trained on a folder of one names file per label, the per-label models'
+              files), model.label_conditioning=input: a learned label embedding (model.label_dim, 16) concatenated
+              to every character's embedding
   state       the same with model.label_conditioning=state: the label sets the initial hidden state
 
 Figures of best.pt, per label: the test loss (nats per character, end tokens included, as training reports it) on
@@ -47,7 +48,10 @@ from _output import fmt_float, fmt_int, fmt_pct, log, print_table
 
 from dinogen import Generator
 from dinogen.config import load_config
+from dinogen.data import EncodedNames
+from dinogen.labels import label_indices
 from dinogen.run import Run
+from dinogen.train import mean_loss
 
 LOCALES = ["en_US", "de_DE", "es_ES", "it_IT", "cs_CZ", "fi_FI"]  # six languages, each 146+ names to train on
 GENDERS = ("female", "male")
@@ -132,6 +136,13 @@ class Corpus:
         test = {label: held for label, (_, held) in parts.items()}
         return cls(named, dropped, train, test, NgramClassifier(train), known)
 
+    def folder(self, path: Path) -> Path:
+        """The training names as a folder of names files, one per label (`LABEL.txt`), as dinogen reads labels."""
+        path.mkdir(exist_ok=True)
+        for label, names in self.train.items():
+            (path / f"{label}.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+        return path
+
 
 def per_label_budgets(train: dict[str, list[str]], budget: float, rule: str) -> dict[str, float]:
     """Seconds of training for each label's own model: `budget` in all, by training names (proportional) or equal."""
@@ -140,14 +151,10 @@ def per_label_budgets(train: dict[str, list[str]], budget: float, rule: str) -> 
             for label, names in train.items()}  # fmt: skip
 
 
-def test_loss(scored: Sequence) -> float:
-    """Mean loss per predicted position (nats, end tokens included) over ScoredNames: the loss training reports."""
-    return -sum(s.log_prob for s in scored) / sum(s.length + 1 for s in scored)
-
-
-def write_lines(path: Path, lines: Iterable[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
+def test_loss(generator: Generator, names: list[str], label: str | None) -> float:
+    """The loss training reports (nats per predicted position, end tokens included) of `names`, given `label`."""
+    ids = None if label is None else label_indices([label] * len(names), generator.labels, "the test names")
+    return mean_loss(generator.model, EncodedNames(names, generator.vocab, generator.device, ids))
 
 
 def train(names: Path, seconds: float, seed: int, device, run_dir: Path, extra: Sequence[str] = ()) -> tuple:
@@ -162,36 +169,33 @@ def train(names: Path, seconds: float, seed: int, device, run_dir: Path, extra: 
     return Generator.from_checkpoint(run.run_dir / "best.pt", device=str(device)), figures
 
 
-def label_figures(generator: Generator, asked: dict, label: str, corpus: Corpus, samples: int) -> dict:
+def label_figures(generator: Generator, labelled: bool, label: str, corpus: Corpus, samples: int) -> dict:
     """The test loss of `label`'s test names, and what the classifier makes of `samples` names drawn for it."""
-    drawn = generator.sample(samples, temperature=1.0, seed=0, **asked)
+    drawn = generator.sample(samples, temperature=1.0, seed=0, **({"label": label} if labelled else {}))
     novel = [name for name in drawn if name not in corpus.known]
-    return {"test_loss": test_loss(generator.score(corpus.test[label], **asked)),
+    return {"test_loss": test_loss(generator, corpus.test[label], label if labelled else None),
             "share": corpus.classifier.share(drawn, label), "novelty": len(novel) / len(drawn),
             "novel_share": corpus.classifier.share(novel, label), "names": drawn[:EXAMPLES]}  # fmt: skip
 
 
 def system_figures(system: str, corpus: Corpus, work: SimpleNamespace, seed: int, device, workdir: Path) -> dict:
     """One system trained on the training split: its runs' figures, and each label's."""
-    conditioning = SYSTEMS[system]
-    runs, models = [], {}  # models: label -> (generator, how to ask it for the label)
+    conditioning, folder = SYSTEMS[system], corpus.folder(workdir / "train")
+    runs, models = [], {}  # label -> its model
     if conditioning is None:
-        for label, names in corpus.train.items():
+        for label in corpus.train:
             log(f"labels: seed {seed}, the model of {label} alone for {work.budgets[label]:.1f} s ...")
-            path = write_lines(workdir / f"{label}.txt", names)
-            generator, run = train(path, work.budgets[label], seed, device, workdir / f"run-{label}")
+            path = folder / f"{label}.txt"
+            models[label], run = train(path, work.budgets[label], seed, device, workdir / f"run-{label}")
             runs.append(run)
-            models[label] = generator, {}
     else:
         log(f"labels: seed {seed}, one model of every label, label_conditioning={conditioning}, {work.budget:g} s ...")
-        path = write_lines(workdir / "labelled.txt", (f"{name}\t{label}" for label, names in corpus.train.items()
-                                                       for name in names))  # fmt: skip
         extra = [f"model.label_conditioning={conditioning}"]
-        generator, run = train(path, work.budget, seed, device, workdir / f"run-{system}", extra)
+        generator, run = train(folder, work.budget, seed, device, workdir / f"run-{system}", extra)
         runs.append(run)
-        models = {label: (generator, {"label": label}) for label in corpus.train}
-    labels = {label: label_figures(generator, asked, label, corpus, work.samples)
-              for label, (generator, asked) in models.items()}  # fmt: skip
+        models = dict.fromkeys(corpus.train, generator)
+    labels = {label: label_figures(generator, conditioning is not None, label, corpus, work.samples)
+              for label, generator in models.items()}  # fmt: skip
     totals = {key: sum(run[key] for run in runs) for key in ("steps", "seconds", "parameters")}
     return totals | {"models": len(runs), "runs": runs, "labels": labels}
 

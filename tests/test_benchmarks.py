@@ -12,10 +12,7 @@ sys.path.insert(0, str(BENCHMARKS))  # the scripts import their helpers as top-l
 
 import labels  # noqa: E402
 
-from dinogen.checkpoint import load_checkpoint  # noqa: E402
-from dinogen.data import EncodedNames  # noqa: E402
-from dinogen.sample import Generator  # noqa: E402
-from dinogen.train import mean_loss  # noqa: E402
+from dinogen.data import read_labelled_names  # noqa: E402
 
 TOY = {
     "fi": ["aino", "aila", "kaisa", "tuula", "päivi", "jussi", "kalle", "pekka", "matti", "seppo"],
@@ -45,7 +42,7 @@ def test_a_name_of_several_labels_is_dropped_from_all():
 def test_the_corpus_holds_out_test_names_per_label_that_no_model_trains_on():
     named = {"x": ["qa", "ab", "ba", "aa", "bb", "aab", "abb", "bab", "aba", "bba"],
              "y": ["zc", "cd", "dc", "cc", "dd", "ccd", "cdd", "dcd", "cdc", "ddc"]}  # fmt: skip
-    corpus = labels.Corpus.split(named, {"x": 0, "y": 0}, 0.5, seed=0)
+    corpus = labels.Corpus.split(named, dict.fromkeys(named, 0), 0.5, seed=0)
     for label, names in named.items():
         assert sorted(corpus.train[label] + corpus.test[label]) == sorted(names)
         assert 4 <= len(corpus.test[label]) <= 5 and not set(corpus.test[label]) & corpus.known
@@ -60,9 +57,9 @@ def test_per_label_budgets_add_up_to_the_budget():
     assert labels.per_label_budgets(train, 100, "equal") == {"a": 50, "b": 50}
 
 
-def test_the_test_loss_of_scored_names_is_the_training_loss(trained_run):
-    checkpoint = load_checkpoint(trained_run)
-    generator = Generator.from_loaded(checkpoint, "cpu")
-    names = checkpoint.val_names
-    expected = mean_loss(generator.model, EncodedNames(names, generator.vocab))
-    assert labels.test_loss(generator.score(names)) == pytest.approx(expected, rel=1e-5)
+def test_the_corpus_folder_is_read_back_with_its_labels(tmp_path):
+    corpus = labels.Corpus.split(TOY, dict.fromkeys(TOY, 0), 0.3, seed=0)
+    names, read_labels = read_labelled_names(corpus.folder(tmp_path / "train"), lowercase=True)
+    assert sorted(zip(names, read_labels, strict=True)) == sorted(
+        (name, label) for label, train in corpus.train.items() for name in train
+    )
