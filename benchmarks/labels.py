@@ -10,7 +10,7 @@ character no other name of its label has stays in training, so that every model 
 data.val_fraction (0.1) of what is left, of each label, for best.pt.
 
 Systems, each trained for --budget seconds in all (train.max_time: training time, validation excluded), the
-default config otherwise, once per --seeds (train.seed):
+default config otherwise (with any --set overrides), once per --seeds (train.seed):
   per-label   one model per label on that label's names alone; label L trains for budget x (L's training names
               / all training names) with --split proportional (the default), budget / labels with equal
   input       one model of every label (trained on a folder of one names file per label, the per-label models'
@@ -27,7 +27,9 @@ split (n-grams it never saw are skipped); its accuracy on the real test names is
 several seeds each figure is the median over them.
 
     python benchmarks/labels.py --json labels.json
+    python benchmarks/labels.py --systems input state --seeds 0 1 2 --json conditioning.json
     python benchmarks/labels.py --labels locale+gender --locales de_DE it_IT pl_PL fi_FI
+    python benchmarks/labels.py --systems input --budget 60 --set model.hidden_size=256
     python benchmarks/labels.py --quick      # smoke test: figures not meaningful
 """
 
@@ -158,7 +160,7 @@ def test_loss(generator: Generator, names: list[str], label: str | None) -> floa
 
 
 def train(names: Path, seconds: float, seed: int, device, run_dir: Path, extra: Sequence[str] = ()) -> tuple:
-    """The default config on `names` for `seconds` of training: (best.pt's Generator, the run's figures)."""
+    """The default config and `extra` on `names` for `seconds` of training: (best.pt's Generator, the figures)."""
     overrides = [f"data.path={names}", "data.lowercase=true", "train.epochs=null", f"train.max_time={seconds:.3f}",
                  f"train.seed={seed}", f"train.device={device}", *extra]  # fmt: skip
     run = Run(load_config("default", overrides), run_dir)
@@ -186,11 +188,11 @@ def system_figures(system: str, corpus: Corpus, work: SimpleNamespace, seed: int
         for label in corpus.train:
             log(f"labels: seed {seed}, the model of {label} alone for {work.budgets[label]:.1f} s ...")
             path = folder / f"{label}.txt"
-            models[label], run = train(path, work.budgets[label], seed, device, workdir / f"run-{label}")
+            models[label], run = train(path, work.budgets[label], seed, device, workdir / f"run-{label}", work.set)
             runs.append(run)
     else:
         log(f"labels: seed {seed}, one model of every label, label_conditioning={conditioning}, {work.budget:g} s ...")
-        extra = [f"model.label_conditioning={conditioning}"]
+        extra = [*work.set, f"model.label_conditioning={conditioning}"]
         generator, run = train(folder, work.budget, seed, device, workdir / f"run-{system}", extra)
         runs.append(run)
         models = dict.fromkeys(corpus.train, generator)
@@ -208,7 +210,8 @@ def measure(args, device, workdir: Path) -> dict:
     corpus = Corpus.split(*named_corpus(args.locales, args.labels == "locale+gender"), args.test_fraction,
                           args.test_seed)  # fmt: skip
     amounts = QUICK if args.quick else FULL
-    work = SimpleNamespace(budget=args.budget or amounts["budget"], samples=args.samples or amounts["samples"])
+    work = SimpleNamespace(budget=args.budget or amounts["budget"], samples=args.samples or amounts["samples"],
+                           set=args.set)  # fmt: skip
     work.budgets = per_label_budgets(corpus.train, work.budget, args.split)
     labels = {label: {"names": len(corpus.names[label]), "dropped": corpus.dropped[label],
                       "train": len(corpus.train[label]), "test": len(corpus.test[label]),
@@ -262,7 +265,8 @@ def report(results: dict) -> None:
         return statistics.median(r[system][key] for r in rounds)
 
     print_table(
-        f"Systems: {results['settings']['budget']:g} s of training each",
+        f"Systems: {results['settings']['budget']:g} s of training each, the default config"
+        + "".join(f" --set {override}" for override in results["settings"]["set"]),
         ["system", "models", "params", "training s", "steps", "median test loss", "mean share", "novel",
          "share of novel"],
         [[s, fmt_int(rounds[0][s]["models"]), fmt_int(run_median(s, "parameters")),
@@ -295,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed of each round; medians [0]")
     parser.add_argument("--test-fraction", type=float, default=0.15, help="of each label, held out [0.15]")
     parser.add_argument("--test-seed", type=int, default=0, help="chooses the test names [0]")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every system's models, e.g. model.hidden_size=256")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads, for every system [1]")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
