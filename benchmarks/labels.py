@@ -4,7 +4,7 @@ Corpus (built at run time, never stored): the first names that the `faker` packa
 (`pip install 'dinogen[bench]'`; its version is printed): first_names_female and first_names_male of the locale's
 person provider, cleaned and lowercased as dinogen reads a names file, labelled by locale (`--labels locale`:
 de_DE) or by locale and gender (`--labels locale+gender`: de_DE-female). A name found under more than one label
-(anna: de_DE, it_IT, pl_PL, ...) is dropped from all of them, so that every name has one true label. Each label
+(anna, maria) is dropped from all of them, so that every name has one true label. Each label
 then loses a test split (--test-fraction, chosen by --test-seed) before anything trains; a test name with a
 character no other name of its label has stays in training, so that every model can score it. Training holds out
 data.val_fraction (0.1) of what is left, of each label, for best.pt.
@@ -24,7 +24,8 @@ the per-label system draws from the label's own model), the share that a charact
 that label, also among the novel ones (not a training name of any label). The classifier: multinomial naive Bayes
 over the 1- to 4-grams of `^name$`, Lidstone smoothing 0.1 (SMOOTHING), equal priors, trained on the training
 split (n-grams it never saw are skipped); its accuracy on the real test names is the ceiling of that share. With
-several seeds each figure is the median over them.
+several seeds a label's figure is the median over them, and a system's the median of each seed's median test loss
+and mean share over the labels.
 
     python benchmarks/labels.py --json labels.json
     python benchmarks/labels.py --systems input state --seeds 0 1 2 --json conditioning.json
@@ -75,7 +76,11 @@ def named_corpus(locales: Sequence[str], by_gender: bool) -> tuple[dict[str, lis
     for locale in locales:
         for gender in GENDERS:
             label = f"{locale}-{gender}" if by_gender else locale
-            named.setdefault(label, []).extend(faker_names(f"person.{locale}", f"first_names_{gender}", True)())
+            try:
+                names = faker_names(f"person.{locale}", f"first_names_{gender}", lowercase=True)()
+            except (ImportError, AttributeError):
+                raise RuntimeError(f"faker has no first_names_{gender} for the locale {locale!r}") from None
+            named.setdefault(label, []).extend(names)
     return one_label_each({label: list(dict.fromkeys(names)) for label, names in named.items()})
 
 
@@ -187,12 +192,12 @@ def system_figures(system: str, corpus: Corpus, work: SimpleNamespace, seed: int
     if conditioning is None:
         for label in corpus.train:
             log(f"labels: seed {seed}, the model of {label} alone for {work.budgets[label]:.1f} s ...")
-            path = folder / f"{label}.txt"
-            models[label], run = train(path, work.budgets[label], seed, device, workdir / f"run-{label}", work.set)
+            seconds, run_dir = work.budgets[label], workdir / f"run-{label}"
+            models[label], run = train(folder / f"{label}.txt", seconds, seed, device, run_dir, work.overrides)
             runs.append(run)
     else:
         log(f"labels: seed {seed}, one model of every label, label_conditioning={conditioning}, {work.budget:g} s ...")
-        extra = [*work.set, f"model.label_conditioning={conditioning}"]
+        extra = [*work.overrides, f"model.label_conditioning={conditioning}"]
         generator, run = train(folder, work.budget, seed, device, workdir / f"run-{system}", extra)
         runs.append(run)
         models = dict.fromkeys(corpus.train, generator)
@@ -211,7 +216,7 @@ def measure(args, device, workdir: Path) -> dict:
                           args.test_seed)  # fmt: skip
     amounts = QUICK if args.quick else FULL
     work = SimpleNamespace(budget=args.budget or amounts["budget"], samples=args.samples or amounts["samples"],
-                           set=args.set)  # fmt: skip
+                           overrides=args.set)  # fmt: skip
     work.budgets = per_label_budgets(corpus.train, work.budget, args.split)
     labels = {label: {"names": len(corpus.names[label]), "dropped": corpus.dropped[label],
                       "train": len(corpus.train[label]), "test": len(corpus.test[label]),
@@ -232,9 +237,21 @@ def medians(results: dict) -> dict[str, dict[str, dict[str, float]]]:
                      for label in results["labels"]} for system in rounds[0]}  # fmt: skip
 
 
+def summary(run: dict) -> dict[str, float]:
+    """One system's figures over its labels in one round: the median test loss, the mean of the other figures."""
+    by_label = run["labels"].values()
+    means = {key: statistics.fmean(f[key] for f in by_label) for key in ("share", "novelty", "novel_share")}
+    return {"test_loss": statistics.median(f["test_loss"] for f in by_label)} | means
+
+
 def report(results: dict) -> None:
     labels, figures = results["labels"], medians(results)
     rounds = list(results["runs"].values())
+    summaries = {system: [summary(r[system]) for r in rounds] for system in figures}  # one per seed
+
+    def overall(system: str, key: str) -> float:
+        return statistics.median(seed[key] for seed in summaries[system])
+
     ceiling = statistics.fmean(row["classifier_accuracy"] for row in labels.values())
     print_table(
         f"Corpus: first names of faker {results['faker_version']}; a label's test names are never trained on",
@@ -246,35 +263,39 @@ def report(results: dict) -> None:
         [f"classifier: multinomial naive Bayes over the 1- to 4-grams of ^name$, Lidstone smoothing {SMOOTHING}, "
          f"equal priors, trained on the training split; on the real test names {fmt_pct(ceiling)} (mean over labels)"],
     )  # fmt: skip
-    loss = {system: statistics.median(f["test_loss"] for f in figures[system].values()) for system in figures}
-    share = {system: statistics.fmean(f["share"] for f in figures[system].values()) for system in figures}
+    seeds = ", ".join(map(str, results["runs"]))
     print_table(
         "Per label: test loss of best.pt (nats/char), and the share of the names drawn for the label classified as it",
         ["label", *(f"loss {s}" for s in figures), *(f"share {s}" for s in figures), "real test names"],
         [[label, *(fmt_float(figures[s][label]["test_loss"], 3) for s in figures),
           *(fmt_pct(figures[s][label]["share"]) for s in figures), fmt_pct(labels[label]["classifier_accuracy"])]
          for label in labels]
-        + [["median loss, mean share", *(fmt_float(loss[s], 3) for s in figures), *(fmt_pct(share[s]) for s in figures),
-            fmt_pct(ceiling)]],
-        [f"{results['settings']['samples']:,} names drawn per label and system, temperature 1; train.seed "
-         f"{', '.join(map(str, results['runs']))} (medians over the seeds)",
+        + [["median loss, mean share", *(fmt_float(overall(s, "test_loss"), 3) for s in figures),
+            *(fmt_pct(overall(s, "share")) for s in figures), fmt_pct(ceiling)]],
+        [f"{results['settings']['samples']:,} names drawn per label and system, temperature 1; train.seed {seeds}",
+         "with several seeds, a label's figure is the median over them, and the last row the median of the seeds' "
+         "median loss and mean share",
          "real test names: the classifier on the label's held-out real names, the ceiling of a share"],
     )  # fmt: skip
 
     def run_median(system: str, key: str) -> float:
         return statistics.median(r[system][key] for r in rounds)
 
+    by_seed = len(rounds) > 1  # then each seed's median loss and mean share too
     print_table(
         f"Systems: {results['settings']['budget']:g} s of training each, the default config"
-        + "".join(f" --set {override}" for override in results["settings"]["set"]),
+        + "".join(f" --set {override}" for override in results["settings"]["overrides"]),
         ["system", "models", "params", "training s", "steps", "median test loss", "mean share", "novel",
-         "share of novel"],
+         "share of novel", *(["loss by seed", "share by seed"] if by_seed else [])],
         [[s, fmt_int(rounds[0][s]["models"]), fmt_int(run_median(s, "parameters")),
-          fmt_float(run_median(s, "seconds"), 1), fmt_int(run_median(s, "steps")), fmt_float(loss[s], 3),
-          fmt_pct(share[s]), fmt_pct(statistics.fmean(f["novelty"] for f in figures[s].values())),
-          fmt_pct(statistics.fmean(f["novel_share"] for f in figures[s].values()))] for s in figures],
+          fmt_float(run_median(s, "seconds"), 1), fmt_int(run_median(s, "steps")),
+          fmt_float(overall(s, "test_loss"), 3), fmt_pct(overall(s, "share")), fmt_pct(overall(s, "novelty")),
+          fmt_pct(overall(s, "novel_share"))]
+         + ([" ".join(fmt_float(seed["test_loss"], 3) for seed in summaries[s]),
+             " ".join(fmt_pct(seed["share"]) for seed in summaries[s])] if by_seed else [])
+         for s in figures],
         ["per-label: a model per label, trained for its budget above; input, state: one model of every label with "
-         "model.label_conditioning=input, state",
+         "model.label_conditioning=input, state; with several seeds, medians over them",
          "novel: drawn names that are no label's training name; targets: a labelled model's median test loss no "
          "worse than per-label's, a share of at least 80%",
          "load average at the end: " + " / ".join(f"{load:.2f}" for load in results["load_average_at_end"])],
