@@ -212,3 +212,31 @@ class Automaton:
     def still_possible(self, states: torch.Tensor, ended: torch.Tensor, lengths: int) -> torch.Tensor:
         """After a step: a name that ended is accepted; one going on (now `lengths` long) can still be finished."""
         return torch.where(ended, self.accepting[states], self.viable(states, lengths))
+
+
+class Finishing:
+    """The masked draw's view of an automaton: each state twice, as drawn freely and as being finished.
+
+    A free state allows what `Automaton.mask` allows and the end too: where the name is not yet accepted, the
+    model's drawing the end is a wish to end (`wishes`), and the row goes on in the finishing copy of its state
+    (state + `size`). A finishing state allows only the tokens that take it one character nearer acceptance (in
+    an accepting state, the end). Both copies are one table lookup per step, as the plain mask is. Finishing
+    starts at min_length or later, so it never meets the end masked for length; free states below min_length
+    are the automaton's own.
+    """
+
+    def __init__(self, automaton: Automaton):
+        free = automaton.cost.clone()
+        free[:, BOUNDARY] = 0  # the end may always be drawn (from min_length on): an end or a wish to end
+        nearer = automaton.cost == automaton.distance[:, None]  # (S, V) on a shortest way to acceptance
+        self.size, self.max_length = automaton.num_states, automaton.max_length
+        self.cost = torch.cat([free, automaton.cost.masked_fill(~nearer, UNREACHABLE)])  # (2S, V)
+        self.transitions = torch.cat([automaton.transitions, automaton.transitions + self.size])  # (2S, V)
+        self.wishes = torch.cat([~automaton.accepting, torch.zeros_like(automaton.accepting)])  # (2S,)
+
+    def allowed(self, states: torch.Tensor, length: int, min_length: int) -> torch.Tensor:
+        """(b, V): the tokens rows in `states` (b,) may draw at `length` characters, from min_length - 1 on."""
+        allowed = self.cost[states] <= self.max_length - length
+        if length < min_length:
+            allowed[:, BOUNDARY] = False
+        return allowed

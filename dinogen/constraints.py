@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dinogen.automaton import Automaton, product, substring_factor
+from dinogen.automaton import DEAD, Automaton, product, substring_factor
 from dinogen.controls import Controls, refuse_unseen
 from dinogen.data import Vocab, normalize_fragment
 from dinogen.errors import OptionError, require
@@ -43,11 +43,8 @@ def checked_constraints(lowercase: bool, ends_with=None, contains=(), pattern=No
     require(pattern is None or isinstance(pattern, str), "pattern", "must be a string", pattern)
     if isinstance(blocklist, str):
         raise TypeError("blocklist must be a collection of texts, not a single string")
-    contains = [contains] if isinstance(contains, str) else list(contains or ())
-    blocklist = list(blocklist or ())
-    for keyword, texts in (("contains", contains), ("blocklist", blocklist)):
-        wrong = next((text for text in texts if not isinstance(text, str)), None)
-        require(wrong is None, keyword, "must hold strings only", wrong)
+    contains = _texts([contains] if isinstance(contains, str) else contains, "contains", "a string or a collection")
+    blocklist = _texts(blocklist, "blocklist", "a collection")
     inside = [normalize_fragment(text, lowercase, follows=True, followed=True) for text in contains + blocklist]
     return Constraints(
         normalize_fragment(ends_with or "", lowercase, follows=True),  # a leading space: the name's last word
@@ -55,6 +52,16 @@ def checked_constraints(lowercase: bool, ends_with=None, contains=(), pattern=No
         pattern,
         tuple(dict.fromkeys(text for text in inside[len(contains) :] if text)),
     )
+
+
+def _texts(texts, keyword: str, kind: str) -> list[str]:
+    """`texts` (None, or a collection of strings) as a list, refusing anything else, bytes and None items included."""
+    collection = texts is None or (isinstance(texts, Iterable) and not isinstance(texts, (bytes, bytearray)))
+    require(collection, keyword, f"must be {kind} of strings", texts)
+    texts = list(texts or ())
+    wrong = [text for text in texts if not isinstance(text, str)]
+    require(not wrong, keyword, "must hold strings only", wrong[0] if wrong else None)
+    return texts
 
 
 def compile_constraints(
@@ -88,7 +95,7 @@ def compile_constraints(
     if found is not None:
         automaton = Automaton(*found, first, controls.min_length, controls.max_length, device)
     if automaton is None or not bool(automaton.viable(torch.tensor(automaton.start, device=device), first)):
-        raise impossible(constraints, controls)
+        raise impossible(constraints, controls, any_length=automaton is None or automaton.start == DEAD)
     return automaton
 
 
@@ -99,11 +106,13 @@ def _blocked_words(blocklist: Iterable[str], vocab: Vocab, max_length: int) -> l
     return [word for word in words if len(word) <= max_length and all(symbol in known for symbol in word)]
 
 
-def impossible(constraints: Constraints, controls: Controls) -> OptionError:
-    """The sentence for constraints that no name of the length range can meet."""
+def impossible(constraints: Constraints, controls: Controls, any_length: bool = False) -> OptionError:
+    """The sentence for constraints that no name of the length range (or, `any_length`, of any length) can meet."""
     keywords = ["prefix"] * bool(controls.prefix_ids) + constraints.given()
     slots = [f"{{{i}}}" for i in range(len(keywords))]
     listed = slots[0] if len(slots) == 1 else ", ".join(slots[:-1]) + " and " + slots[-1] + " together"
     loosen = "it" if len(slots) == 1 else "one of them"
+    if any_length:  # the length range is not to blame: say so, rather than suggest loosening it
+        return OptionError(f"no name of any length can meet {listed}; loosen {loosen}", *keywords)
     lengths = f"{controls.min_length} to {controls.max_length} characters"
     return OptionError(f"no name of {lengths} can meet {listed}; loosen {loosen} or the length range", *keywords)

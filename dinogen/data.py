@@ -95,7 +95,9 @@ def _labelled_lines(text: str, where: str) -> list[tuple[str, str]]:
         name, tab, label = line.partition("\t")
         name, label, at = normalize_name(name, lowercase=False), normalize_label(label), f"{where} line {number}"
         if not tab:
-            raise DinogenError(f"{at} has no tab, but other lines do: each line of a labelled file is name<TAB>label")
+            raise DinogenError(
+                f"{at} has no tab, but other lines do: each line of a labelled file is a name, a tab and its label"
+            )
         if not label:
             raise DinogenError(f"{at} has a blank label after its tab; give the name's label or remove the tab")
         if not name:
@@ -159,7 +161,7 @@ def _refuse_many_labels(count: int, where: str) -> None:
 def _drop_long_names(pairs: list[tuple[str, str | None]], where: str, max_length: int) -> list[tuple[str, str | None]]:
     """The names of at most `max_length` characters, with a warning that counts the others; none left refuses them."""
     kept = [pair for pair in pairs if len(pair[0]) <= max_length]
-    shown = where.split(" ", 1)[1] if where.startswith("names file ") else where
+    shown = where.removeprefix("names file ")  # a file by its path, a folder as "folder ..."
     if not kept:
         raise DinogenError(f"every name in {shown} is longer than data.max_length ({max_length}); raise it")
     if len(kept) < len(pairs):

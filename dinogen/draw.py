@@ -3,8 +3,10 @@
 Two strategies give the same names: a CPU is fastest when finished rows leave the batch (`compact`); a GPU when
 shapes stay fixed and finished rows are masked (`fixed`). Each character is drawn at the row's own uniform number.
 With constraints, each row also carries its state in their automaton: a masked draw (the default) draws only among
-the characters after which the row can still be finished, renormalising the model's distribution over them; an
-exact draw (`Controls.exact`) draws from the model's own distribution and drops a row once it cannot be finished.
+the characters after which the row can still be finished, renormalising the model's distribution over them, and
+when the model draws the end before the constraints are met, finishes the name along a shortest way to meet them
+(`Draw.masked_choice`); an exact draw (`Controls.exact`) draws from the model's own distribution and drops a row once it
+cannot be finished.
 """
 
 import ctypes
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from dinogen.automaton import Finishing
 from dinogen.controls import Controls
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.scored import ScoredName
@@ -22,6 +25,8 @@ from dinogen.streams import RowStreams
 
 if TYPE_CHECKING:  # only for type hints: the Generator draws the batches
     from dinogen.sample import Generator
+
+FINISHING_STEPS = 1 << 20  # a finishing character's uniform number is step t + this one's: its own stream
 
 
 class Rejected(enum.Enum):
@@ -46,7 +51,7 @@ def draw_batch(
         logits, state, prefix_log_prob = generator.read_prefix(controls, distinct)
         logits, state, prefix_log_prob = logits[inverse], select_rows(state, inverse), prefix_log_prob[inverse]
     draw = Draw(generator, controls, keys, logits, state, labels)
-    tokens, log_probs, ended = draw.fixed() if generator.fixed_shapes else draw.compact()
+    tokens, log_probs, ended = draw.fixed() if draw.fixed_shapes else draw.compact()
     totals = (log_probs.sum(1) + prefix_log_prob).tolist()  # (B,) the whole name's log-probability
     prefix_text = generator.vocab.decode(controls.prefix_ids)
     names = [prefix_text + name for name in generator.decoder(tokens)]
@@ -63,6 +68,7 @@ class Draw:
 
     def __init__(self, generator: "Generator", controls: Controls, keys: torch.Tensor, logits, state, labels=None):
         self.model, self.rules, self.controls = generator.model, generator.rules, controls
+        self.fixed_shapes = generator.fixed_shapes
         self.keys, self.logits, self.state = keys, logits, state  # (B, 2), (B, V), (layers, B, H)
         self.labels = labels  # (B,) each row's label, or None
         size, device = keys.shape[0], keys.device
@@ -75,25 +81,55 @@ class Draw:
         self.last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=device)
         self.automaton = controls.automaton
         self.steered = self.automaton is not None and not controls.exact  # the automaton masks the draw
-        # (B,) each row's state in the automaton; without constraints there is none, and nothing to carry.
+        self.finishing = Finishing(self.automaton) if self.steered else None
+        # (B,) each row's state in the automaton (in a masked draw, in `finishing`); without constraints, none.
         self.states = None if self.automaton is None else torch.full((size,), self.automaton.start, device=device)
 
-    def choose(self, t: int, keys: torch.Tensor, states: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step t's token of each row (b,) and the model's (untempered, unmasked) log-probability of it."""
-        if self.steered:  # the automaton holds the character rules and the length range too
-            allowed = self.automaton.mask(self.logits, states, self.prefix_length + t)
+    def choose(self, t: int, keys: torch.Tensor, states) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Step t's token of each row (b,), the model's (untempered, unmasked) log-probability of it, and the
+        rows' states as drawing it left them (a masked draw's rows may start finishing)."""
+        if self.steered:
+            token, states = self.masked_choice(t, keys, states)
         else:
             allowed = self.rules.mask(self.logits, self.prefix_length + t, self.last, self.controls.min_length)
-        token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
-        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+            token = pick(allowed, self.controls, RowStreams.uniform(keys, t))  # (b,)
+        return token, self.logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1), states
+
+    def masked_choice(self, t: int, keys: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A masked draw's tokens (b,): the model's, among the characters after which the name can still be finished
+        (the automaton holds the character rules and the length range too), until it draws the end too soon.
+
+        From then on the name is finished along a shortest way to meet the constraints: each character is drawn, in
+        the model's proportions, among those one step nearer, and the name ends once they are met. So a name the
+        model would end as `tarimgia` becomes `tarimgiaraptor`, not a long run that reaches `raptor` by chance.
+        """
+        length, min_length = self.prefix_length + t, self.controls.min_length
+        finishing = self.finishing
+        if length + 1 < min_length:  # nobody finishes yet: the automaton's own rows for short names
+            allowed = self.automaton.mask(self.logits, states, length)
+        else:
+            allowed = self.logits.masked_fill(~finishing.allowed(states, length, min_length), -math.inf)
+        token = pick(allowed, self.controls, RowStreams.uniform(keys, t))
+        wished = (token == BOUNDARY) & finishing.wishes[states]  # (b,) rows that start finishing here
+        if self.fixed_shapes:  # every row draws a finishing character too: no wait for the device
+            states = torch.where(wished, states + finishing.size, states)
+            nearer = self.logits.masked_fill(~finishing.allowed(states, length, min_length), -math.inf)
+            finish = pick(nearer, self.controls, RowStreams.uniform(keys, t + FINISHING_STEPS))
+            return torch.where(wished, finish, token), states
+        rows = wished.nonzero().squeeze(1)  # on a CPU only the few rows that start finishing here draw again
+        if len(rows):
+            states[rows] += finishing.size
+            nearer = self.logits[rows].masked_fill(~finishing.allowed(states[rows], length, min_length), -math.inf)
+            token[rows] = pick(nearer, self.controls, RowStreams.uniform(keys[rows], t + FINISHING_STEPS))
+        return token, states
 
     def follow(self, t: int, states, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The rows' states after step t's tokens, and for exact draws which rows can no longer be finished."""
         if self.automaton is None:
             return None, None
+        if self.steered:
+            return self.finishing.transitions[states, token], None
         states = self.automaton.step(states, token)
-        if not self.controls.exact:
-            return states, None
         return states, ~self.automaton.still_possible(states, token == BOUNDARY, self.prefix_length + t + 1)
 
     def compact(self):
@@ -101,7 +137,7 @@ class Draw:
         alive = torch.arange(self.keys.shape[0], device=self.keys.device)  # rows still writing
         keys, states, labels = self.keys, self.states, self.labels
         for t in range(self.steps):
-            token, log_prob = self.choose(t, keys, states)
+            token, log_prob, states = self.choose(t, keys, states)
             self.tokens[alive, t], self.log_probs[alive, t] = token, log_prob
             done = stopping = token == BOUNDARY
             states, failed = self.follow(t, states, token)
@@ -123,7 +159,7 @@ class Draw:
         going = torch.ones_like(self.ended)
         states = self.states
         for t in range(self.steps):
-            token, log_prob = self.choose(t, self.keys, states)
+            token, log_prob, states = self.choose(t, self.keys, states)
             token = token.where(going, BOUNDARY)  # a finished row keeps writing the boundary
             self.tokens[:, t], self.log_probs[:, t] = token, log_prob.where(going, 0.0)
             states, failed = self.follow(t, states, token)  # a finished row keeps its state

@@ -62,7 +62,7 @@ def evaluate(
     if generator.labels is not None and labels is None:
         raise DinogenError(
             "this model learned labelled names, and these have no labels: give --data a labelled file "
-            "(name<TAB>label lines) or a folder of names files, one per label"
+            "(a name, a tab and its label a line) or a folder of names files, one per label"
         )
     train_names = list(generator.train_names if train_names is None else train_names)
     drawn = list(generator.iter_sample(samples, seed=seed))

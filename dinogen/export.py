@@ -9,6 +9,7 @@ from dinogen import __version__
 from dinogen.checkpoint import Checkpoint, load_checkpoint
 from dinogen.data import BOUNDARY
 from dinogen.errors import ConfigError
+from dinogen.model import CharRNN, Ensemble
 
 FORMATS = {"onnx": "model.onnx", "html": "names.html"}  # format -> the file written without -o
 FORMAT_VERSION = 1  # of the description below; a reader checks it before trusting the keys
@@ -53,7 +54,30 @@ def describe(checkpoint: Checkpoint) -> dict[str, Any]:
         "run_id": checkpoint.run_id,
         "step": checkpoint.step,
         "config": checkpoint.config.to_dict(),
-    }
+    } | ({} if checkpoint.labels is None else _label_description(checkpoint, generator))
+
+
+def _label_description(checkpoint: Checkpoint, generator) -> dict[str, Any]:
+    """A model of labelled names: its labels (label i is index i), and how a name for label i starts.
+
+    With label_conditioning "input" the step takes each row's label and a name starts from a zero state; with
+    "state" the step takes none, and a name for label i starts from initial_states[i] instead.
+    """
+    description = {"labels": checkpoint.labels, "label_counts": checkpoint.label_counts,
+                   "label_conditioning": checkpoint.config.model.label_conditioning}  # fmt: skip
+    if checkpoint.config.model.label_conditioning == "state":
+        description["initial_states"] = [initial_state(generator.model, label).tolist()
+                                         for label in range(len(checkpoint.labels))]  # fmt: skip
+    return description
+
+
+def initial_state(model: CharRNN | Ensemble, label: int) -> torch.Tensor:
+    """label_conditioning "state": the hidden state a name for `label` starts from, (K * layers, H); an LSTM's cell
+    state starts at zero."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    with torch.no_grad():
+        parts = [member.initial_state(torch.full((1,), label)) for member in members]  # (layers, 1, H) each
+    return torch.cat([part[0] if isinstance(part, tuple) else part for part in parts])[:, 0]
 
 
 def state_names(checkpoint: Checkpoint) -> list[str]:

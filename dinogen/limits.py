@@ -13,6 +13,7 @@ MAX_STEPS = 10**9  # train.max_steps, warmup_steps and eval_every
 MAX_COUNT = 10**6  # train.epochs, patience and plateau_patience
 MAX_SECONDS = 30 * 24 * 3600  # train.max_time: 30 days
 MAX_NAMES = 10**9  # sample -n and the M of --shard K/M
+MAX_ATTEMPTS = 10**12  # sample --max-attempts: samples drawn in all (days at a million a second)
 MAX_SAMPLES = 10**6  # evaluate --samples
 MAX_TOP_K = 10**6  # sample --top-k: more than any vocabulary
 MAX_TEMPERATURE = 100.0  # sample --temperature: above it every allowed character is about equally likely
@@ -25,7 +26,7 @@ MAX_PATTERN_CHARS = 1_000  # sample --pattern
 MAX_PATTERN_NESTING = 50  # groups inside groups in a --pattern
 MAX_LABELS = 10_000  # labels of a labelled names file or folder: each has an embedding and its own search
 MAX_LABEL_LENGTH = 100  # characters of a label, after normalisation
-MAX_SEARCH_PREFIXES = 1_000_000  # sample --most-likely: prefixes read (minutes; each keeps its state)
+MAX_SEARCH_PREFIXES = 500_000  # sample --most-likely: prefixes read (minutes, about 3 GB: each keeps its state)
 
 NAMES_FILE_BYTES = 100 * 2**20  # names files: --data, data.val_path, --exclude, score --file, evaluate --data
 CONFIG_FILE_BYTES = 2**20  # YAML configs

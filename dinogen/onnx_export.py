@@ -47,15 +47,25 @@ def _absent(module: str) -> bool:
 
 
 class OneStep(nn.Module):
-    """The model's `step` as the graph's function: log-probabilities out, the state as separate tensors."""
+    """The model's `step` as the graph's function: log-probabilities out, the state as separate tensors.
+
+    A model of labelled names with label_conditioning "input" takes each row's label after the tokens; with
+    "state" the label only sets the state a name starts from (the description's initial_states), so no label goes in.
+    """
 
     def __init__(self, model: CharRNN | Ensemble):
         super().__init__()
         self.model = model
+        self.num_labels = model.num_labels
+        self.takes_labels = model.num_labels > 0 and model.config.label_conditioning == "input"
 
-    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(B,) int64 and (K * layers, B, H) per state tensor -> (B, V) log-probabilities and the next state."""
-        logits, next_state = self.model.step(tokens, state if len(state) == 2 else state[0])
+    def forward(self, tokens: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B,) int64, then (B,) int64 labels if it takes them, and (K * layers, B, H) per state tensor -> (B, V)
+        log-probabilities and the next state."""
+        labels, state = (inputs[0], inputs[1:]) if self.takes_labels else (None, inputs)
+        if self.num_labels and labels is None:
+            labels = torch.zeros_like(tokens)  # "state": a given state already holds the label
+        logits, next_state = self.model.step(tokens, state if len(state) == 2 else state[0], labels)
         # An Ensemble's scores are already the log of its members' mean probability: log_softmax leaves them so.
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
         return (log_probs, *(next_state if isinstance(next_state, tuple) else (next_state,)))
@@ -69,13 +79,14 @@ def export_onnx(checkpoint: Checkpoint, output: Path) -> list[Path]:
     description = describe(checkpoint)
     step = OneStep(checkpoint.build_model("cpu")).eval()
     proto = _trace(step, state_names(checkpoint), checkpoint.config.model)
+    labels = " and labels (batch,) int64" if step.takes_labels else ""
     proto.doc_string = (
-        "One step of a dinogen character model: tokens (batch,) int64 and the state in; log_probs "
+        f"One step of a dinogen character model: tokens (batch,) int64{labels} and the state in; log_probs "
         "(batch, vocabulary) and the next state out. Every metadata value is JSON."
     )
     onnx.helper.set_model_props(proto, {key: json.dumps(value) for key, value in description.items()})
     graph = proto.SerializeToString()
-    check_parity(graph, step, len(checkpoint.vocab))
+    check_parity(graph, step, len(checkpoint.vocab), num_labels=len(checkpoint.labels or ()))
     sidecar = output.with_name(output.name + ".json") if output.suffix == ".json" else output.with_suffix(".json")
     with output_file(output, binary=True) as file:
         file.write(graph)
@@ -88,7 +99,8 @@ def _trace(step: OneStep, state: list[str], config) -> "onnx.ModelProto":
     """The exported graph, with the batch dimension left free; the exporter's chatter kept off stdout."""
     batch = torch.export.Dim("batch", min=1)
     rows = config.ensemble * config.num_layers
-    example = (torch.zeros(2, dtype=torch.long), *(torch.zeros(rows, 2, config.hidden_size) for _ in state))
+    labels = [torch.zeros(2, dtype=torch.long)] * step.takes_labels
+    example = (torch.zeros(2, dtype=torch.long), *labels, *(torch.zeros(rows, 2, config.hidden_size) for _ in state))
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), torch.no_grad():
@@ -99,9 +111,12 @@ def _trace(step: OneStep, state: list[str], config) -> "onnx.ModelProto":
                 step,
                 example,
                 dynamo=True,
-                input_names=["tokens", *state],
+                input_names=["tokens", *["labels"] * step.takes_labels, *state],
                 output_names=["log_probs", *(f"next_{name}" for name in state)],
-                dynamic_shapes={"tokens": {0: batch}, "state": tuple({1: batch} for _ in state)},
+                dynamic_shapes={
+                    "tokens": {0: batch},
+                    "inputs": tuple([{0: batch}] * len(labels) + [{1: batch}] * len(state)),
+                },
                 verbose=False,
             )
         finally:
@@ -109,7 +124,9 @@ def _trace(step: OneStep, state: list[str], config) -> "onnx.ModelProto":
     return program.model_proto
 
 
-def check_parity(graph: bytes, step: OneStep, vocab_size: int, batch_sizes=(1, 7), seed: int = 0) -> float:
+def check_parity(
+    graph: bytes, step: OneStep, vocab_size: int, batch_sizes=(1, 7), seed: int = 0, num_labels: int = 0
+) -> float:
     """The largest difference between onnxruntime's and torch's outputs on random tokens and states; raise if off."""
     import onnxruntime
 
@@ -117,7 +134,7 @@ def check_parity(graph: bytes, step: OneStep, vocab_size: int, batch_sizes=(1, 7
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for batch in batch_sizes:
-        feeds = random_inputs(session, vocab_size, batch, generator)
+        feeds = random_inputs(session, vocab_size, batch, generator, num_labels)
         with torch.no_grad():
             expected = step(*(torch.from_numpy(value) for value in feeds.values()))
         for got, want in zip(session.run(None, feeds), expected, strict=True):
@@ -130,11 +147,13 @@ def check_parity(graph: bytes, step: OneStep, vocab_size: int, batch_sizes=(1, 7
     return worst
 
 
-def random_inputs(session, vocab_size: int, batch: int, generator: torch.Generator) -> dict:
-    """Random tokens (batch,) and states of the session's input shapes, as numpy arrays by input name."""
+def random_inputs(session, vocab_size: int, batch: int, generator: torch.Generator, num_labels: int = 0) -> dict:
+    """Random tokens (batch,) (and labels) and states of the session's input shapes, as numpy arrays by input name."""
     inputs = session.get_inputs()
     feeds = {inputs[0].name: torch.randint(vocab_size, (batch,), generator=generator).numpy()}
-    for item in inputs[1:]:
+    if inputs[1].name == "labels":
+        feeds["labels"] = torch.randint(num_labels, (batch,), generator=generator).numpy()
+    for item in inputs[1 + ("labels" in feeds) :]:
         rows, _, hidden = item.shape  # (K * layers, "batch", H)
         feeds[item.name] = torch.randn(rows, batch, hidden, generator=generator).numpy()
     return feeds

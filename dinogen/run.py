@@ -314,8 +314,8 @@ def _refuse_mixed_labelling(path: Path, labels: list[str] | None, val_path: Path
     if (labels is None) != (val_labels is None):
         labelled, unlabelled = (path, val_path) if labels is not None else (val_path, path)
         raise DinogenError(
-            f"{shorten(str(labelled))} is labelled (name<TAB>label lines, or a folder) but {shorten(str(unlabelled))} "
-            "is not; give data.path and data.val_path alike"
+            f"{shorten(str(labelled))} is labelled (a name, a tab and a label a line, or a folder) but "
+            f"{shorten(str(unlabelled))} is not; give data.path and data.val_path alike"
         )
 
 

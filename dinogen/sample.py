@@ -8,6 +8,7 @@ checks in `controls.py`, and the constraints' automaton in `constraints.py`.
 
 import heapq
 import math
+import numbers
 import secrets
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,9 +34,9 @@ from dinogen.controls import (
 from dinogen.data import BOUNDARY, IGNORE_INDEX, EncodedNames, Vocab, normalize_fragment, normalize_name
 from dinogen.device import resolve_device
 from dinogen.draw import Rejected, RowDecoder, draw_batch
-from dinogen.errors import ConfigError, DinogenError, require
+from dinogen.errors import ConfigError, DinogenError, require, require_between
 from dinogen.labels import LabelPlan, label_weights
-from dinogen.limits import MAX_NAME_LENGTH
+from dinogen.limits import MAX_ATTEMPTS, MAX_NAME_LENGTH
 from dinogen.model import CharRNN, Ensemble
 from dinogen.rules import CharacterRules
 from dinogen.scored import ScoredName
@@ -154,7 +155,9 @@ class Generator:
         exact: bool = False,
         label: str | Sequence[str] | dict[str, float] | None = None,
     ) -> Iterator[ScoredName]:
-        """Yield `n` scored names of the seed's stream that pass the filters, in stream order.
+        """`n` scored names of the seed's stream that pass the filters, in stream order, as an iterator.
+
+        The options are checked at the call, so a bad one raises before any name is drawn or written.
 
         temperature (default 1) 0 is greedy decoding; top_k and top_p restrict sampling to the likeliest
         characters. Names whose natural length is outside [min_length, max_length] are not kept (the end is
@@ -163,14 +166,15 @@ class Generator:
         Constraints: every name ends with `ends_with`, contains each text of `contains` (one string or several),
         matches `pattern` as a whole (the regular expressions of `pattern.py`) and holds no text of `blocklist`
         (case ignored). They are one automaton whose dead states mask the draw, so every name meets them; the
-        draw renormalises the model's next-character distribution over the allowed characters at each step,
-        which is not the model's distribution given the constraints. exact=True draws from that one instead, by
+        draw follows the model among the allowed characters and, once it draws the end too soon, finishes the
+        name along a shortest way to meet them (draw.Draw.masked_choice): not the model's distribution given
+        the constraints. exact=True draws from that one instead, by
         rejection (the names of the plain stream that meet the constraints), at 1 / P(constraints) samples a name.
         shard=(k, m) keeps only stream names i with i % m == k, i.e. names k, k + m, k + 2m, ... of the
         one-process stream, and yields this shard's share of n; interleaving the shards in turn (shard 0's
         first name, shard 1's first, ...) restores the one-process order.
-        Sampling stops after max_attempts samples (default max(20 n, 40,960)) or 40,960 samples in a
-        row that gave no name; NotEnoughNames is raised after the last name found.
+        Sampling stops after max_attempts samples (default max(20 n, 40,960); with exact constraints, none) or
+        after 40,960 samples in a row that gave no name; NotEnoughNames is raised after the last name found.
         most_likely=True yields the n likeliest names instead (see `most_likely`).
         A model of labelled names writes each name for a label, its ScoredName's `label`: `label` is one label, a
         list of labels (equal shares) or a mapping of labels to positive weights, matched without regard to case;
@@ -188,17 +192,39 @@ class Generator:
         if most_likely:
             refuse_with_most_likely(temperature=temperature, top_k=top_k, top_p=top_p, shard=shard,
                                     exact=exact or None)  # fmt: skip
-            yield from self._most_likely(n, controls, rejected, weights)
-            return
+            return self._most_likely(n, controls, rejected, weights)
         batch_size = self.default_batch_size if batch_size is None else batch_size
         check_batch_size(batch_size)
+        integer = isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+        require(seed is None or integer, "seed", "must be an integer or None", seed)
         first, step = stream_slice(shard, seed)
         wanted = shard_share(n, shard, seed)
+        require_between(max_attempts, "max_attempts", 1, MAX_ATTEMPTS, nullable=True)
         if wanted == 0:
-            return
+            return iter(())
         streams = RowStreams(secrets.randbits(64) if seed is None else seed, first, step, self.device)
         plan = None if weights is None else LabelPlan(weights, n)
-        max_attempts = max(20 * wanted, STALL_SAMPLES) if max_attempts is None else max_attempts
+        if max_attempts is None:  # rejection for constraints costs 1 / P samples a name: only a stall stops it
+            rare = controls.exact and controls.automaton is not None
+            max_attempts = MAX_ATTEMPTS if rare else max(20 * wanted, STALL_SAMPLES)
+        filters = (rejected, unique, novel, bool(excluded))
+        return self._stream(streams, plan, wanted, batch_size, max_attempts, controls, constraints, filters)
+
+    def _stream(
+        self,
+        streams: RowStreams,
+        plan: LabelPlan | None,
+        wanted: int,
+        batch_size: int,
+        max_attempts: int,
+        controls: Controls,
+        constraints: Constraints,
+        filters: tuple[set[str], bool, bool, bool],
+    ) -> Iterator[ScoredName]:
+        """The names of `streams` that pass the filters (rejected names, unique, novel, excluding), until `wanted`,
+        each for the label `plan` gives its slot."""
+        rejected, unique, novel, excluding = filters
+        first, step = streams.first, streams.step
         stall = 1 if controls.greedy else STALL_SAMPLES
         # The shard's names are slots, one per draw of its part of the stream, each with the label of its draw; a
         # name found for a label fills that label's first open slot, and names leave in slot order. A slot whose draw
@@ -253,10 +279,16 @@ class Generator:
                     break
         yield from (waiting[label].popleft() for label in open_slots if waiting[label])  # the names found, in order
         unmet = dropped[Rejected.UNMET]
+        reasons = self._rejections(attempts - found, dropped, unique, novel, excluding, constraints, controls)
+        shortfall = f"found only {found} of {wanted} names after {attempts:,} samples"
+        if not reasons:  # every sample gave a name: only max_attempts stopped it
+            bound = "the most max_attempts allows; raise --max-attempts (max_attempts)"
+            raise NotEnoughNames(f"{shortfall}, {bound}", found=found)
+        tips = "a higher temperature, a larger model, or fewer names"
+        if since_found < stall:  # max_attempts stopped it, not a run of samples that gave none
+            tips = "a higher temperature, a larger model, fewer names or a higher --max-attempts (max_attempts)"
         raise NotEnoughNames(
-            f"found only {found} of {wanted} names after {attempts} samples: "
-            f"{self._rejections(attempts - found, dropped, unique, novel, bool(excluded), constraints, controls)}; "
-            "try a higher temperature, a larger model, or fewer names"
+            f"{shortfall}: {reasons}; try {tips}"
             + (", or drop --exact (exact=True): a masked draw meets the constraints every time" * bool(unmet)),
             found=found,
         )
@@ -308,10 +340,15 @@ class Generator:
         """The excluded names, normalised."""
         if isinstance(exclude, str):
             raise TypeError("exclude must be a collection of names, not a single string")
-        return frozenset(self.normalize(name) for name in exclude)
+        require(exclude is None or isinstance(exclude, Iterable), "exclude", "must be a collection of names", exclude)
+        names = list(exclude or ())  # an iterator is read once
+        wrong = [name for name in names if not isinstance(name, str)]
+        require(not wrong, "exclude", "must hold strings only", wrong[0] if wrong else None)
+        return frozenset(self.normalize(name) for name in names)
 
     def _controls(self, temperature, top_k, top_p, prefix, min_length, max_length, constraints: Constraints,
                   exact: bool) -> Controls:  # fmt: skip
+        require(isinstance(prefix, str), "prefix", "must be a string", prefix)
         prefix = normalize_fragment(prefix, self.lowercase, followed=True)  # a trailing space: a word to follow
         controls = sampling_controls(
             self.vocab, prefix, self.default_max_length, temperature, top_k, top_p, min_length, max_length
@@ -366,7 +403,9 @@ class Generator:
             raise NotEnoughNames(
                 f"found only {found} of the {n} most likely names after reading {searches[0].max_prefixes:,} prefixes, "
                 "the most the search reads (the model spreads its probability thinly there); "
-                "ask for fewer or shorter names (max_length), or sample them",
+                "ask for fewer or shorter names (max_length)"
+                + ", loosen the constraints" * (controls.automaton is not None)
+                + ", or sample them",
                 found=found,
             )
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from dinogen.checkpoint import Checkpoint
 from dinogen.errors import DinogenError
@@ -40,8 +39,9 @@ def _refuse_changed_equations(checkpoint: Checkpoint) -> None:
     model = checkpoint.build_model()
     fused = replace(checkpoint, config=replace(checkpoint.config, model=replace(checkpoint.config.model, impl="fused")))
     tokens = torch.randint(len(checkpoint.vocab), (64, 8), generator=torch.Generator().manual_seed(0))  # (B, T)
+    labels = torch.arange(64) % len(checkpoint.labels) if checkpoint.labels else None
     with torch.inference_mode():
-        ours, torchs = model(tokens)[0], fused.build_model()(tokens)[0]
+        ours, torchs = model(tokens, labels=labels)[0], fused.build_model()(tokens, labels=labels)[0]
     if not torch.allclose(ours, torchs, atol=1e-4):
         raise DinogenError(
             "this model's reference cells compute other equations than torch's, and the page computes torch's; "
@@ -92,8 +92,9 @@ def _member_tensors(member) -> list[tuple[str, torch.Tensor]]:
     """One CharRNN's weights as the page uses them, its first layer's input already projected for every character."""
     rnn = member.rnn
     # The first layer's input projection W_ih e + b_ih of every character: the table CharRNN.step looks up.
-    table = nn.functional.linear(member.embedding.weight, rnn.weight_ih_l0, rnn.bias_ih_l0)  # (V, G*H)
-    tensors = [("input_table", table)]
+    tensors = [("input_table", member.input_table())]  # (V, G*H)
+    if member.by_input:  # the label's part of that projection, W_ih e(label): CharRNN.step's label table
+        tensors.append(("label_table", member.label_table()))  # (L, G*H)
     for layer in range(member.config.num_layers):
         if layer > 0:
             tensors += [(f"weight_ih_l{layer}", getattr(rnn, f"weight_ih_l{layer}")),

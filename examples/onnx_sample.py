@@ -7,7 +7,9 @@ The graph is one step of the network: a character and the recurrent state go in,
 of the next character and the new state come out. This file is the rest: start from the boundary token
 with a zero state, read the prefix, then draw characters until the boundary comes again. Each line
 printed is a name's log-probability under the model (natural log, the end of the name included), a tab,
-and the name.
+and the name. A model of labelled names writes names for one label (--label): with label_conditioning
+"input" the graph takes each row's label beside its token; with "state" a name starts from its label's
+initial state (the metadata's initial_states) instead of zeros.
 """
 
 import argparse
@@ -28,14 +30,24 @@ class StepModel:
         self.vocab, self.boundary, self.lowercase = meta["vocab"], meta["boundary"], meta["lowercase"]
         self.max_length = meta["max_length"]  # dinogen's default longest name for this model
         self.token = {char: i for i, char in enumerate(self.vocab, start=1)}  # token 0 is the boundary
+        self.labels, self.initial_states = meta.get("labels"), meta.get("initial_states")  # labelled models only
         self.tokens_input, *self.state_inputs = self.session.get_inputs()  # state: hidden (and an LSTM's cell)
+        self.takes_labels = bool(self.state_inputs) and self.state_inputs[0].name == "labels"
+        self.state_inputs = self.state_inputs[self.takes_labels :]
+        self.label = 0  # the label index names are written for
 
     def zero_state(self, batch: int) -> list[np.ndarray]:
-        return [np.zeros((item.shape[0], batch, item.shape[2]), np.float32) for item in self.state_inputs]
+        """The state a name starts from: zeros, or with label_conditioning "state" its label's hidden state."""
+        state = [np.zeros((item.shape[0], batch, item.shape[2]), np.float32) for item in self.state_inputs]
+        if self.initial_states is not None:
+            state[0][:] = np.asarray(self.initial_states[self.label], np.float32)[:, None]  # (K * layers, 1, H)
+        return state
 
     def step(self, tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Log-probabilities of the next character (B, V) after `tokens` (B,), and the new state."""
         feeds = {self.tokens_input.name: tokens.astype(np.int64)}
+        if self.takes_labels:
+            feeds["labels"] = np.full(len(tokens), self.label, np.int64)
         feeds.update((item.name, part) for item, part in zip(self.state_inputs, state, strict=True))
         log_probs, *state = self.session.run(None, feeds)
         return log_probs, state
@@ -118,8 +130,14 @@ def main() -> None:
     parser.add_argument("--min-length", type=int, default=1)
     parser.add_argument("--max-length", type=int, help="longer names are dropped [default: the model's]")
     parser.add_argument("--seed", type=int, help="the same seed, the same names")
+    parser.add_argument("--label", help="a labelled model: names for this label [default: its first]")
     args = parser.parse_args()
     model = StepModel(args.model)
+    if args.label is not None:
+        known = [label.casefold() for label in model.labels or ()]
+        if args.label.casefold() not in known:
+            sys.exit(f"unknown label {args.label!r}; the model knows: {', '.join(model.labels or ()) or 'none'}")
+        model.label = known.index(args.label.casefold())
     prefix = normalize(args.prefix, model.lowercase)
     unknown = sorted(set(prefix) - set(model.vocab))
     if unknown:

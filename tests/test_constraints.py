@@ -112,6 +112,23 @@ def test_a_masked_draw_renormalises_the_next_character_over_the_allowed_ones(gen
         assert sum(name[0] == char for name in names) / len(names) == pytest.approx(probability, abs=0.015), char
 
 
+@pytest.mark.parametrize("strategy", ["compact", "fixed"])
+def test_a_name_the_model_ends_too_soon_is_finished_along_a_shortest_way(generator, fixed, strategy):
+    """Up to where the model draws the end, a masked draw is the plain stream; then the shortest way is written."""
+    chosen = generator if strategy == "compact" else fixed
+    plain = chosen.sample(300, seed=3, max_length=30)  # 30 + 3 fits: the mask never bites before the end
+    finished = chosen.sample(300, seed=3, ends_with="rus", max_length=33)
+    for short, long in zip(plain, finished, strict=True):
+        if short.endswith("rus"):
+            assert long == short
+        else:  # the fewest characters that end the name in "rus", overlapping its end where it can
+            ways = [short + "rus"[k:] for k in range(3) if short.endswith("rus"[:k]) or k == 0]
+            assert long == min(ways, key=len), short
+    # the characters on the way are drawn in the model's proportions: a pattern whose ends differ takes both
+    ends = {name[-2:] for name in chosen.sample(300, seed=3, pattern="[a-z]{2,}(us|on)")}
+    assert ends == {"us", "on"}
+
+
 def test_exact_sampling_is_the_plain_stream_filtered_by_the_constraints(generator, fixed):
     options = {"ends_with": "us", "contains": "o", "blocklist": ["sa"]}
     plain = generator.sample(5000, seed=6)
@@ -128,6 +145,13 @@ def test_exact_sampling_gives_up_with_the_attempts_bound_and_says_why(generator)
     with pytest.raises(NotEnoughNames, match=message):
         generator.sample(5, seed=0, exact=True, ends_with="zyx", max_attempts=2000)
     assert len(generator.sample(5, seed=0, ends_with="zyx")) == 5  # the masked draw always finds them
+
+
+def test_max_attempts_bounds_an_exact_draw_on_the_command_line(trained_run):
+    result = invoke("sample", trained_run, "-n", 5, "--exact", "--ends-with", "zyx", "--max-attempts", 300, "--seed", 0)
+    assert result.exit_code == 3 and "after 300 samples" in result.stderr
+    with pytest.raises(OptionError, match="max_attempts must be in"):
+        Generator.from_checkpoint(trained_run).sample(5, max_attempts="300")
 
 
 def test_most_likely_with_constraints_is_the_top_of_a_brute_force_ranking(generator):
@@ -211,7 +235,7 @@ def test_constrained_names_keep_the_one_form_of_a_name():
     for options in [{"contains": " "}, {"ends_with": " rock"}, {"pattern": "[a-z ]* [a-z ]*"}, {"contains": "y  "}]:
         for name in generator.sample(500, seed=0, max_length=12, max_attempts=500, **options):
             assert name == " ".join(name.split()) and " " in name, (options, name)
-    with pytest.raises(OptionError, match="no name of 1 to 12 characters can meet pattern"):
+    with pytest.raises(OptionError, match="no name of any length can meet pattern"):
         generator.sample(3, max_length=12, pattern=".* ")
 
 
@@ -227,7 +251,9 @@ def test_constrained_names_keep_the_one_form_of_a_name():
         ({"ends_with": "saurus", "pattern": ".*x"}, "can meet ends_with and pattern together"),
         ({"ends_with": "t-rex"}, "ends_with 't-rex' has characters the model never saw: '-'; no name can end with it"),
         ({"contains": ["ra", "w"]}, "contains 'w' has characters the model never saw: 'w'; no name can contain it"),
-        ({"pattern": "qu.*|w"}, "no name of 1 to 36 characters can meet pattern"),
+        ({"pattern": "qu.*|w"}, "no name of any length can meet pattern; loosen it"),  # the length range is no help
+        ({"pattern": "[0-9]+", "max_length": 9}, "no name of any length can meet pattern; loosen it"),
+        ({"prefix": "tyr", "blocklist": ["yr"]}, "no name of any length can meet prefix and blocklist together"),
         ({"pattern": 7}, "pattern must be a string, got 7"),
         ({"contains": ["ok", 3]}, "contains must hold strings only, got 3"),
         ({"exact": "yes"}, "exact must be True or False"),
@@ -378,7 +404,7 @@ def test_the_command_line_takes_every_constraint(trained_run, tmp_path):
 def test_the_command_line_spells_the_constraint_options(trained_run):
     result = invoke("sample", trained_run, "--prefix", "ty", "--pattern", "r.*")
     assert result.exit_code == 2
-    assert "no name of 1 to 36 characters can meet --prefix and --pattern together" in result.stderr
+    assert "no name of any length can meet --prefix and --pattern together" in result.stderr
     result = invoke("sample", trained_run, "--most-likely", "--exact", "--ends-with", "x")
     assert result.exit_code == 2 and "--most-likely takes no --exact" in result.stderr
 
@@ -387,3 +413,62 @@ def test_names_at_the_edge_of_the_length_range_meet_the_constraints(generator):
     names = generator.sample(100, seed=0, ends_with="x", min_length=30, max_length=36, max_attempts=100)
     assert all(30 <= len(name) <= 36 and name.endswith("x") for name in names)
     assert not math.isnan(sum(s.log_prob for s in generator.iter_sample(20, seed=0, contains="xyz")))
+
+
+@pytest.mark.parametrize("bad", [["--pattern", "a("], ["--ends-with", "t-x"], ["--most-likely", "--top-k", 3]])
+def test_a_refused_option_writes_nothing_on_stdout_not_even_a_csv_header(trained_run, generator, bad):
+    result = invoke("sample", trained_run, "-n", 2, "--format", "csv", *bad)
+    assert result.exit_code == 2 and result.stdout == ""
+    with pytest.raises(OptionError):
+        generator.iter_sample(2, pattern="a(")  # at the call, before anything is drawn
+
+
+def test_a_shortfall_says_what_stopped_it_even_when_no_sample_was_rejected(trained_run, generator):
+    with pytest.raises(NotEnoughNames, match=r"after 3 samples, the most max_attempts allows; raise --max-attempts"):
+        generator.sample(5, seed=0, ends_with="us", max_attempts=3)  # a masked draw rejects none: the bound stopped it
+    with pytest.raises(NotEnoughNames, match=r"could not meet .*; try .* a higher --max-attempts"):
+        generator.sample(5, seed=0, ends_with="zyx", exact=True, max_attempts=12)
+    result = invoke("sample", trained_run, "-n", 5, "--max-attempts", 3, "--pattern", "[a-z]+")
+    assert result.exit_code == 3 and "samples: ;" not in result.stderr and len(result.stdout.split()) == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"contains": 5}, "contains must be a string or a collection of strings, got 5"),
+        ({"contains": b"ra"}, "contains must be a string or a collection of strings, got b'ra'"),
+        ({"contains": [None]}, "contains must hold strings only, got null"),
+        ({"blocklist": 5}, "blocklist must be a collection of strings, got 5"),
+        ({"blocklist": b"rex"}, "blocklist must be a collection of strings, got b'rex'"),
+        ({"blocklist": ["rex", None]}, "blocklist must hold strings only, got null"),
+    ],
+    ids=str,
+)
+def test_texts_of_the_wrong_type_are_one_sentence(generator, options, message):
+    with pytest.raises(OptionError) as caught:
+        generator.sample(2, **options)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prefix": None}, "prefix must be a string, got null"),
+        ({"prefix": b"ty"}, "prefix must be a string, got b'ty'"),
+        ({"exclude": [5]}, "exclude must hold strings only, got 5"),
+        ({"exclude": 5}, "exclude must be a collection of names, got 5"),
+        ({"seed": "a"}, "seed must be an integer or None, got 'a'"),
+        ({"seed": 1.5, "ends_with": "us"}, "seed must be an integer or None, got 1.5"),
+    ],
+    ids=str,
+)
+def test_options_of_the_wrong_type_are_one_sentence(generator, options, message):
+    with pytest.raises(OptionError) as caught:
+        generator.sample(2, **options)
+    assert str(caught.value) == message
+
+
+def test_exclude_may_be_an_iterator_or_none(generator):
+    names = generator.sample(20, seed=0)
+    assert generator.sample(20, seed=0, exclude=iter(names[:3]))[:3] != names[:3]
+    assert generator.sample(20, seed=0, exclude=None) == names

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 import torch
-from helpers import NAMES, invoke
+from helpers import NAMES, PLACES, invoke
 
 from dinogen.cli import main
 from dinogen.config import Config, parse_yaml
@@ -98,6 +98,8 @@ def page_dir(tmp_path, monkeypatch):
     """A fresh working directory with the files the pages' examples name."""
     for name in ("my_names.txt", "candidates.txt", "test_names.txt"):
         (tmp_path / name).write_text("\n".join(NAMES) + "\n")
+    labelled = [f"{name}\tdinosaur" for name in NAMES] + [f"{place}\tplace" for place in PLACES]
+    (tmp_path / "labelled.txt").write_text("\n".join(labelled) + "\n")  # docs' labelled.txt: name<TAB>label
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

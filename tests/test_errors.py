@@ -54,6 +54,13 @@ def sandbox(trained_run, tmp_path_factory):
     (root / "control.txt").write_text("raptor\nptero\u2028dactylus\n")
     (root / "quotes.txt").write_bytes("raptor\n\u201ctrex\u201d\n".encode("cp1252"))
     (root / "bomb.yaml").write_text("a: &a [x, x, x]\nb: [*a, *a, *a]\n")
+    (root / "notab.txt").write_text("anna\tfemale\nolaf\n")
+    (root / "blanklabel.txt").write_text("anna\tfemale\nolaf\t \n")
+    (root / "sexes.txt").write_text(
+        "".join(f"{name}\t{'female' if i % 2 else 'male'}\n" for i, name in enumerate(NAMES))
+    )
+    trained = invoke("train", "-c", "tiny", "--data", root / "sexes.txt", "-o", root / "labelled", "-q")
+    assert trained.exit_code == 0, trained.output  # a model of labelled names
     shutil.copytree(trained_run, root / "run")
     (root / "empty.pt").write_bytes(b"")
     (root / "truncated.pt").write_bytes((trained_run / "best.pt").read_bytes()[:1000])

@@ -220,7 +220,7 @@ def test_sigterm_while_sample_writes_a_file_leaves_no_temporary(trained_run, tmp
     out = tmp_path / "names.txt"
     out.write_text("precious\n")
 
-    def stopped_half_way(records, file, fmt):
+    def stopped_half_way(records, file, fmt, **options):  # options: the columns
         file.write("half\n")
         assert _temporaries(tmp_path)
         os.kill(os.getpid(), signal.SIGTERM)

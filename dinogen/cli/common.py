@@ -57,6 +57,15 @@ class Shard(click.ParamType):
         return tuple(map(int, match.groups()))
 
 
+class PathText(click.Path):
+    """A click.Path that refuses an empty text, which would otherwise mean the current folder or nothing at all."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"{value!r} is not a path; give the path of a file or folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Number(click.FloatRange):
     """A FloatRange that also refuses nan, which no comparison with a bound would catch."""
 

@@ -2,11 +2,11 @@
 
 import click
 
-from dinogen.cli.common import checkpoint_path, global_options
+from dinogen.cli.common import PathText, checkpoint_path, global_options
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=click.Path())
+@click.argument("checkpoint", required=False, type=PathText())
 @click.option(
     "--format",
     "fmt",
@@ -15,7 +15,7 @@ from dinogen.cli.common import checkpoint_path, global_options
     "html: a web page that writes names [default: html for a .html output, else onnx].",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="File to write [default: model.onnx, or names.html]."
+    "-o", "--output", type=PathText(dir_okay=False), help="File to write [default: model.onnx, or names.html]."
 )
 @global_options
 def export(checkpoint, fmt, output) -> None:

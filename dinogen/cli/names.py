@@ -10,13 +10,14 @@ from dinogen.cli.common import (
     LABEL_HELP,
     LabelWeight,
     Number,
+    PathText,
     Shard,
     generator_for,
     global_options,
     label_mix,
 )
 from dinogen.formats import NAME_FORMATS
-from dinogen.limits import MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE, MAX_TOP_K
+from dinogen.limits import MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_NAMES, MAX_TEMPERATURE, MAX_TOP_K
 
 
 def _length(flag: str, **settings):
@@ -25,7 +26,7 @@ def _length(flag: str, **settings):
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=click.Path())
+@click.argument("checkpoint", required=False, type=PathText())
 @click.option(
     "-n", "--num", "n", type=click.IntRange(1, MAX_NAMES), default=10, show_default=True, help="How many names."
 )
@@ -55,16 +56,21 @@ def _length(flag: str, **settings):
     help="Every name, as a whole, matches this regular expression (literals, ., [a-z], *, +, ?, {m,n}, |, groups).",
 )
 @click.option(
-    "--blocklist", type=click.Path(), help="No name contains a text listed in this file (one per line; case ignored)."
+    "--blocklist", type=PathText(), help="No name contains a text listed in this file (one per line; case ignored)."
 )
 @click.option(
     "--exact",
     is_flag=True,
     help="Meet the constraints by rejection: the model's own distribution given them (slower), not a masked draw.",
 )
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, MAX_ATTEMPTS),
+    help="Stop after drawing this many samples [default: max(20 N, 40960)]; exit 3 with the names found.",
+)
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--novel", is_flag=True, help="No name from the names file the model learned from.")
-@click.option("--exclude", type=click.Path(), help="No name listed in this file.")
+@click.option("--exclude", type=PathText(), help="No name listed in this file.")
 @click.option("--seed", type=int, help="Random seed (any integer, taken modulo 2^64): the same seed, the same names.")
 @click.option(
     "--shard",
@@ -89,7 +95,7 @@ def _length(flag: str, **settings):
     help="text: one name per line; jsonl/csv add log_prob, nll_per_char and length (and label, for a labelled model).",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
+    "-o", "--output", type=PathText(dir_okay=False), help="Write to this file (atomically) instead of stdout."
 )
 @global_options
 def sample(checkpoint, exclude, blocklist, label, device, fmt, output, **options) -> None:
@@ -118,8 +124,8 @@ def sample(checkpoint, exclude, blocklist, label, device, fmt, output, **options
     from dinogen.sample import NotEnoughNames
 
     generator = generator_for(checkpoint, device)
-    excluded = read_names(exclude, lowercase=generator.lowercase) if exclude else ()
-    blocked = read_names(blocklist, lowercase=generator.lowercase) if blocklist else ()
+    excluded = read_names(exclude, lowercase=generator.lowercase) if exclude is not None else ()
+    blocked = read_names(blocklist, lowercase=generator.lowercase) if blocklist is not None else ()
     records = generator.iter_sample(exclude=excluded, blocklist=blocked, label=label_mix(label, generator.labels),
                                     **options)  # fmt: skip
     if output is not None and sys.stderr.isatty():  # a progress bar while names go to a file
@@ -140,7 +146,7 @@ def sample(checkpoint, exclude, blocklist, label, device, fmt, output, **options
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[CHECKPOINT] [NAME]...")
-@click.option("-f", "--file", "names_file", type=click.Path(), help="Score the names in this file too.")
+@click.option("-f", "--file", "names_file", type=PathText(), help="Score the names in this file too.")
 @click.option("--format", "fmt", type=click.Choice(NAME_FORMATS), default="text", show_default=True)
 @click.option("--sort", is_flag=True, help="Most likely names first.")
 @click.option(

@@ -4,16 +4,16 @@ from pathlib import Path
 
 import click
 
-from dinogen.cli.common import DEVICE_OPTION, checkpoint_path, global_options, loaded_checkpoint
+from dinogen.cli.common import DEVICE_OPTION, PathText, checkpoint_path, global_options, loaded_checkpoint
 from dinogen.formats import REPORT_FORMATS
 from dinogen.limits import MAX_SAMPLES
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=click.Path())
+@click.argument("checkpoint", required=False, type=PathText())
 @click.option(
     "--data",
-    type=click.Path(),
+    type=PathText(),
     help="Names to measure the loss on [default: the checkpoint's validation names].",
 )
 @click.option(
@@ -90,7 +90,7 @@ def _label_table(report) -> list[str]:
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=click.Path())
+@click.argument("checkpoint", required=False, type=PathText())
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
 @global_options
 def info(checkpoint, fmt) -> None:
@@ -120,11 +120,11 @@ def info(checkpoint, fmt) -> None:
 
 
 @click.command()
-@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dirs", nargs=-1, type=PathText(exists=True, file_okay=False))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=PathText(dir_okay=False),
     help="Image file to write (.png, .svg, .pdf) [default: loss.png in the (first) run directory].",
 )
 @global_options

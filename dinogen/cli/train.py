@@ -6,11 +6,11 @@ import sys
 import click
 
 from dinogen.bundled import bundled_configs
-from dinogen.cli.common import global_options, log
+from dinogen.cli.common import PathText, global_options, log
 
 
 @click.command()
-@click.argument("names_file", required=False, type=click.Path(), metavar="[NAMES_FILE]")
+@click.argument("names_file", required=False, type=PathText(), metavar="[NAMES_FILE]")
 @click.option(
     "-d", "--data", help="Names file, one per line, - for standard input (sets data.path); or give it as NAMES_FILE."
 )
@@ -23,7 +23,7 @@ from dinogen.cli.common import global_options, log
     "-o",
     "--out",
     "run_dir",
-    type=click.Path(file_okay=False),
+    type=PathText(file_okay=False),
     help="Run directory [default: a new one, checkpoints/<config name>, or <config name>-2, -3, ... if that is taken].",
 )
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (sets train.device).")
@@ -35,7 +35,7 @@ from dinogen.cli.common import global_options, log
     metavar="KEY=VALUE",
     help="Override a config key, e.g. train.lr=0.001 (repeatable).",
 )
-@click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from this checkpoint).")
+@click.option("--resume", type=PathText(), help="Continue the run in this directory (or from this checkpoint).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in the run directory.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @click.option("--dry-run", is_flag=True, help="Check config, data and device, say what would run, and exit.")
