@@ -1,6 +1,9 @@
-"""What the benchmarks run on: the bundled default config, the names files, the checkpoint to sample from."""
+"""What the benchmarks run on: the bundled default config, the names files and faker's lists, test splits, the
+checkpoint to sample from."""
 
 import argparse
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -8,6 +11,7 @@ from _children import dinogen_command, run_child_checked, tree_environment
 from _output import log
 
 from dinogen.bundled import bundled_file
+from dinogen.data import parse_names
 from dinogen.errors import DinogenError
 
 CHECKPOINT_EPOCHS = 3  # of the model trained to sample from when no --checkpoint is given (1 with --quick)
@@ -29,6 +33,32 @@ def find_corpora(args: argparse.Namespace) -> dict[str, Path]:
     else:
         log(f"warning: --names {names} does not exist; only data/dinos.txt is used")
     return found
+
+
+def faker_names(module: str, attribute: str, lowercase: bool = False) -> Callable[[], list[str]]:
+    """A list that faker ships as a provider's attribute, e.g. ('person.en_US', 'first_names'), cleaned as dinogen
+    reads a names file (a dict of names and weights gives its names); faker is imported only when it is built."""
+
+    def build() -> list[str]:
+        provider = importlib.import_module(f"faker.providers.{module}").Provider
+        return parse_names("\n".join(getattr(provider, attribute)), lowercase)
+
+    return build
+
+
+def split_test(names: list[str], size: int, seed: int) -> tuple[list[str], list[str]]:
+    """Hold out `size` names chosen by `seed`: (rest, test)."""
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    test = {names[i] for i in order[:size]}
+    return [n for n in names if n not in test], [names[i] for i in order[:size]]
+
+
+def split_list(names: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, test), the test share chosen by `seed`; a test name with a character no other name has is trained on."""
+    rest, test = split_test(names, round(fraction * len(names)), seed)
+    known = set("".join(rest))
+    moved = [name for name in test if not set(name) <= known]
+    return rest + moved, [name for name in test if name not in moved]
 
 
 def prepare_checkpoint(

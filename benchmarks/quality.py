@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import _common as bench
-import torch
+from _inputs import split_test
 
 from dinogen.bundled import bundled_file
 from dinogen.checkpoint import load_checkpoint
@@ -24,13 +24,6 @@ from dinogen.config import load_config
 from dinogen.data import EncodedNames, read_names
 from dinogen.run import Run
 from dinogen.train import mean_loss
-
-
-def split_test(names: list[str], size: int, seed: int) -> tuple[list[str], list[str]]:
-    """Hold out `size` names chosen by `seed`: (rest, test)."""
-    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
-    test = {names[i] for i in order[:size]}
-    return [n for n in names if n not in test], [names[i] for i in order[:size]]
 
 
 def run_once(args, seed: int, workdir: Path) -> dict:

@@ -43,12 +43,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from _common import environment, fmt_float, fmt_int, fmt_pct, print_table, read_metrics
-from quality import DEFAULT_NAMES, REPO, split_test
+from _children import read_metrics
+from _common import DEFAULT_NAMES, REPO
+from _inputs import faker_names, split_list, split_test
+from _machine import machine, print_machine
+from _output import fmt_float, fmt_int, fmt_pct, print_table
 
 from dinogen.bundled import bundled_file
 from dinogen.config import load_config
-from dinogen.data import IGNORE_INDEX, EncodedNames, parse_names, read_names
+from dinogen.data import IGNORE_INDEX, EncodedNames, read_names
 from dinogen.run import Run
 from dinogen.sample import Generator, NotEnoughNames
 from dinogen.train import mean_loss
@@ -74,18 +77,6 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
     "small": ("small", []),  # configs/small.yaml as committed
 }
 MEASURED = ["default", "batch16", "d0.7", "b16-d0.7"]  # --settings when none are named
-
-
-def faker_names(module: str, attribute: str) -> Callable[[], list[str]]:
-    """A list that faker ships as a provider's attribute, e.g. ('person.en_US', 'first_names')."""
-
-    def build() -> list[str]:
-        import importlib
-
-        provider = importlib.import_module(f"faker.providers.{module}").Provider
-        return parse_names("\n".join(getattr(provider, attribute)), lowercase=False)
-
-    return build
 
 
 def names_file(path: Path | None) -> Callable[[], list[str]]:
@@ -174,14 +165,6 @@ def position_losses(generator: Generator, names: Sequence[str]) -> dict:
             first += loss[:, 0].sum().item()
     rest_positions = data.num_chars - len(data)
     return {"loss": total / data.num_chars, "first": first / len(data), "after_first": (total - first) / rest_positions}
-
-
-def split_list(names: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """(train, test), the test share chosen by `seed`; a test name with a character no other name has is trained on."""
-    rest, test = split_test(names, round(fraction * len(names)), seed)
-    known = set("".join(rest))
-    moved = [name for name in test if not set(name) <= known]
-    return rest + moved, [name for name in test if name not in moved]
 
 
 def train_one(
@@ -342,10 +325,8 @@ def main() -> None:
     args.settings = args.settings or (["default"] if case else MEASURED)
     import faker
 
-    print(f"# dinogen small-lists benchmark ({args.experiment}): {' '.join(sys.argv)}")
-    env = environment(torch.device("cpu"))
-    print(f"# {env['cpu_model']}, {env['cpu_count']} CPUs, torch {env['torch_version']} ({env['torch_num_threads']} "
-          f"threads), dinogen {env['dinogen_version']}, faker {faker.VERSION}")  # fmt: skip
+    env = machine(torch.device("cpu"))
+    print_machine(f"dinogen benchmark: small_lists.py ({args.experiment}), faker {faker.VERSION}", env)
     lists = {name: LISTS[name][1]() for name in (CASE_LISTS if case else args.lists)}
     for name, names in lists.items():
         print(f"# {name}: {len(names):,} names, {LISTS[name][0]}; e.g. {', '.join(names[:5])}")
