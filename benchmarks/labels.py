@@ -19,7 +19,7 @@ default config otherwise (with any --set overrides), once per --seeds (train.see
   state       the same with model.label_conditioning=state: the label sets the initial hidden state
 
 Figures of best.pt, per label: the test loss (nats per character, end tokens included, as training reports it) on
-the label's test names, scored for that label; and of --samples names drawn for the label (temperature 1, seed 0;
+the label's test names, scored for that label; and of --samples names drawn for the label (--temperature, seed 0;
 the per-label system draws from the label's own model), the share that a character n-gram classifier assigns to
 that label, also among the novel ones (not a training name of any label). The classifier: multinomial naive Bayes
 over the 1- to 4-grams of `^name$`, Lidstone smoothing 0.1 (SMOOTHING), equal priors, trained on the training
@@ -176,9 +176,10 @@ def train(names: Path, seconds: float, seed: int, device, run_dir: Path, extra: 
     return Generator.from_checkpoint(run.run_dir / "best.pt", device=str(device)), figures
 
 
-def label_figures(generator: Generator, labelled: bool, label: str, corpus: Corpus, samples: int) -> dict:
-    """The test loss of `label`'s test names, and what the classifier makes of `samples` names drawn for it."""
-    drawn = generator.sample(samples, temperature=1.0, seed=0, **({"label": label} if labelled else {}))
+def label_figures(generator: Generator, labelled: bool, label: str, corpus: Corpus, work: SimpleNamespace) -> dict:
+    """The test loss of `label`'s test names, and what the classifier makes of `work.samples` names drawn for it."""
+    asked = {"label": label} if labelled else {}
+    drawn = generator.sample(work.samples, temperature=work.temperature, seed=0, **asked)
     novel = [name for name in drawn if name not in corpus.known]
     return {"test_loss": test_loss(generator, corpus.test[label], label if labelled else None),
             "share": corpus.classifier.share(drawn, label), "novelty": len(novel) / len(drawn),
@@ -201,7 +202,7 @@ def system_figures(system: str, corpus: Corpus, work: SimpleNamespace, seed: int
         generator, run = train(folder, work.budget, seed, device, workdir / f"run-{system}", extra)
         runs.append(run)
         models = dict.fromkeys(corpus.train, generator)
-    labels = {label: label_figures(generator, conditioning is not None, label, corpus, work.samples)
+    labels = {label: label_figures(generator, conditioning is not None, label, corpus, work)
               for label, generator in models.items()}  # fmt: skip
     totals = {key: sum(run[key] for run in runs) for key in ("steps", "seconds", "parameters")}
     return totals | {"models": len(runs), "runs": runs, "labels": labels}
@@ -216,7 +217,7 @@ def measure(args, device, workdir: Path) -> dict:
                           args.test_seed)  # fmt: skip
     amounts = QUICK if args.quick else FULL
     work = SimpleNamespace(budget=args.budget or amounts["budget"], samples=args.samples or amounts["samples"],
-                           overrides=args.set)  # fmt: skip
+                           overrides=args.set, temperature=args.temperature)  # fmt: skip
     work.budgets = per_label_budgets(corpus.train, work.budget, args.split)
     labels = {label: {"names": len(corpus.names[label]), "dropped": corpus.dropped[label],
                       "train": len(corpus.train[label]), "test": len(corpus.test[label]),
@@ -263,7 +264,7 @@ def report(results: dict) -> None:
         [f"classifier: multinomial naive Bayes over the 1- to 4-grams of ^name$, Lidstone smoothing {SMOOTHING}, "
          f"equal priors, trained on the training split; on the real test names {fmt_pct(ceiling)} (mean over labels)"],
     )  # fmt: skip
-    seeds = ", ".join(map(str, results["runs"]))
+    seeds, settings = ", ".join(map(str, results["runs"])), results["settings"]
     print_table(
         "Per label: test loss of best.pt (nats/char), and the share of the names drawn for the label classified as it",
         ["label", *(f"loss {s}" for s in figures), *(f"share {s}" for s in figures), "real test names"],
@@ -272,7 +273,8 @@ def report(results: dict) -> None:
          for label in labels]
         + [["median loss, mean share", *(fmt_float(overall(s, "test_loss"), 3) for s in figures),
             *(fmt_pct(overall(s, "share")) for s in figures), fmt_pct(ceiling)]],
-        [f"{results['settings']['samples']:,} names drawn per label and system, temperature 1; train.seed {seeds}",
+        [f"{settings['samples']:,} names drawn per label and system, temperature {settings['temperature']:g}; "
+         f"train.seed {seeds}",
          "with several seeds, a label's figure is the median over them, and the last row the median of the seeds' "
          "median loss and mean share",
          "real test names: the classifier on the label's held-out real names, the ceiling of a share"],
@@ -322,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-seed", type=int, default=0, help="chooses the test names [0]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every system's models, e.g. model.hidden_size=256")  # fmt: skip
+    parser.add_argument("--temperature", type=float, default=1.0, help="of the names drawn per label [1.0]")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads, for every system [1]")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -243,10 +243,11 @@ class Generator:
             growing = missing if attempts == found else max(256, 2 * missing, attempts)
             size = min(batch_size, max_attempts - attempts, growing)
             slots = drawn < wanted  # the shard's own draws, one per slot; then re-draws for the labels still short
-            if slots:
-                draws = torch.arange(drawn, drawn + min(size, wanted - drawn), device=self.device)
+            if slots:  # with one label its re-draws follow its slots in the stream: no batch stops at the last slot
+                draws = torch.arange(drawn, drawn + (size if one else min(size, wanted - drawn)), device=self.device)
                 batch_labels = None if plan is None else plan.labels_of(first + step * draws)
                 drawn += len(draws)
+                redraws = max(0, drawn - wanted) if one else redraws
             else:  # re-draw r of label l is draw wanted + r * labels + l: each label its own part of the stream
                 needed = torch.tensor([label for label in range(labels) if short[label]], device=self.device)
                 rounds = redraws + torch.arange(max(1, size // len(needed)), device=self.device)
