@@ -7,6 +7,7 @@ accepting state can be reached is merged into one dead state. On the device it i
 each step a draw masks every token that leads to a state from which no name can be finished within the length range.
 """
 
+import functools
 import math
 from collections import deque
 from collections.abc import Hashable, Sequence
@@ -171,6 +172,11 @@ class Automaton:
     @property
     def num_states(self) -> int:
         return self.transitions.shape[0]
+
+    @functools.cached_property
+    def finishing(self) -> "Finishing":
+        """The masked draw's view of this automaton, built once for all the batches of a call."""
+        return Finishing(self)
 
     def _early_rows(self) -> torch.Tensor | None:
         """Row i: the states from which a name of first_length + i characters can be finished; the end waits."""

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from dinogen.automaton import Finishing
 from dinogen.controls import Controls
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.scored import ScoredName
@@ -81,7 +80,7 @@ class Draw:
         self.last = torch.full((size,), controls.prefix_ids[-1] if controls.prefix_ids else BOUNDARY, device=device)
         self.automaton = controls.automaton
         self.steered = self.automaton is not None and not controls.exact  # the automaton masks the draw
-        self.finishing = Finishing(self.automaton) if self.steered else None
+        self.finishing = self.automaton.finishing if self.steered else None
         # (B,) each row's state in the automaton (in a masked draw, in `finishing`); without constraints, none.
         self.states = None if self.automaton is None else torch.full((size,), self.automaton.start, device=device)
 
