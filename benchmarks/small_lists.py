@@ -221,6 +221,14 @@ def settings_experiment(args, lists: dict[str, list[str]], tmp: Path) -> dict:
     return results
 
 
+LIST_FIGURES = ("novelty", "uniqueness", "repetitiveness", "stutter")  # each list's sample figures, in its tables
+
+
+def sample_cells(runs: list[dict], temperature: str, keys: Sequence[str]) -> list[str]:
+    """The runs' mean sample figures `keys` at `temperature`, as percentages."""
+    return [fmt_pct(mean(runs, lambda r, k=k: r["temperatures"][temperature][k])) for k in keys]
+
+
 def print_list_table(list_name: str, result: dict, args) -> None:
     t = str(args.temperatures[0])
     headers = ["setting", "params", "steps", "best step", "test loss", "sd", "last.pt loss"]
@@ -235,8 +243,7 @@ def print_list_table(list_name: str, result: dict, args) -> None:
                fmt_int(mean(runs, lambda r: r["best_step"])), fmt_float(statistics.fmean(losses), 3),
                fmt_float(statistics.stdev(losses), 3) if len(losses) > 1 else "-",
                fmt_float(mean(runs, lambda r: r["last_test_loss"]), 3)]  # fmt: skip
-        row += [fmt_pct(mean(runs, lambda r, k=k: r["temperatures"][t][k])) for k in ("novelty", "uniqueness")]
-        row += [fmt_pct(mean(runs, lambda r, k=k: r["temperatures"][t][k])) for k in ("repetitiveness", "stutter")]
+        row += sample_cells(runs, t, LIST_FIGURES)
         if args.filters:
             row += [fmt_pct(mean(runs, lambda r, k=k: r["unique_novel"][k])) for k in ("kept", "repetitiveness")]
         rows.append(row)
@@ -251,9 +258,7 @@ def print_list_table(list_name: str, result: dict, args) -> None:
         rows = []
         for setting in args.settings:
             runs = [run for run in result["runs"] if run["setting"] == setting]
-            rows.append([setting, *(" / ".join(fmt_pct(mean(runs, lambda r, t=str(t), k=k: r["temperatures"][t][k]))
-                                               for k in ("novelty", "uniqueness", "repetitiveness", "stutter"))
-                                    for t in args.temperatures)])  # fmt: skip
+            rows.append([setting, *(" / ".join(sample_cells(runs, str(t), LIST_FIGURES)) for t in args.temperatures)])
         print_table(f"{list_name}: temperature", headers, rows)
     for setting in args.settings:
         first = next(run for run in result["runs"] if run["setting"] == setting)
@@ -290,8 +295,7 @@ def print_case_table(list_name: str, result: dict, args) -> None:
                    fmt_float(mean(runs, lambda r: r["positions"]["first"]), 3),
                    fmt_float(mean(runs, lambda r: r["positions"]["after_first"]), 3),
                    fmt_float(mean(runs, lambda r: r["last_test_loss"]), 3)]  # fmt: skip
-            row += [fmt_pct(mean(runs, lambda r, k=k: r["temperatures"][t][k]))
-                    for k in ("novelty", "uniqueness", "repetitiveness", "capitalised")]  # fmt: skip
+            row += sample_cells(runs, t, ("novelty", "uniqueness", "repetitiveness", "capitalised"))
             rows.append(row)
     notes = [f"{result['names']} names, {fmt_pct(result['capitalised'])} of them 'Capitalised' (first letter upper, "
              f"the rest lower); {result['train']} train+validation, {result['test']} test",
